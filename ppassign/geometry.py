@@ -1,0 +1,95 @@
+"""Small pure box/point functions shared by the assigners and heads.
+
+Boxes are ``xyxy`` in pixels. Shapes use B (batch), n (max GTs per image), L (anchors), K (candidates).
+The arithmetic follows PaddleDetection's ``bbox_utils`` operation for operation, so that results are
+bit-identical to ppdet's assigners (their parity is tested), while working on any broadcastable shapes
+instead of materialising [B, n, L, 4] tensors.
+"""
+import paddle
+
+# ppdet.modeling.bbox_utils: iou_similarity uses 1e-10, batch_iou_similarity 1e-9.
+IOU_EPS_ANCHOR = 1e-10
+IOU_EPS_PRED = 1e-9
+# ppdet.modeling.assigners.utils.check_points_inside_bboxes: a point must be more than eps inside.
+INSIDE_EPS = 1e-9
+
+
+def box_centers(boxes):
+    """Centres of boxes.
+
+    Args:
+        boxes (Tensor[..., 4]): xyxy.
+    Returns:
+        Tensor[..., 2]: (cx, cy).
+    """
+    cx = (boxes[..., 0] + boxes[..., 2]) / 2
+    cy = (boxes[..., 1] + boxes[..., 3]) / 2
+    return paddle.stack([cx, cy], axis=-1)
+
+
+def box_area(boxes):
+    """Areas of xyxy boxes, negative sides clipped to 0.
+
+    Args:
+        boxes (Tensor[..., 4]).
+    Returns:
+        Tensor[...].
+    """
+    return (boxes[..., 2] - boxes[..., 0]).clip(0) * (boxes[..., 3] - boxes[..., 1]).clip(0)
+
+
+def aligned_iou(boxes1, boxes2, eps=IOU_EPS_PRED):
+    """IoU of boxes paired element by element (broadcasting), never an [..., M1, M2, 4] tensor.
+
+    Args:
+        boxes1 (Tensor[..., 4]): xyxy, e.g. GTs [n, 1, 4].
+        boxes2 (Tensor[..., 4]): xyxy, broadcastable with boxes1, e.g. anchors [1, L, 4] or [n, K, 4].
+        eps (float): added to the union.
+    Returns:
+        Tensor[...]: the broadcast shape without the last axis, e.g. [n, L].
+    """
+    w = (paddle.minimum(boxes1[..., 2], boxes2[..., 2]) - paddle.maximum(boxes1[..., 0], boxes2[..., 0])).clip(0)
+    h = (paddle.minimum(boxes1[..., 3], boxes2[..., 3]) - paddle.maximum(boxes1[..., 1], boxes2[..., 1])).clip(0)
+    overlap = w * h
+    union = box_area(boxes1) + box_area(boxes2) - overlap + eps
+    return overlap / union
+
+
+def points_inside_boxes(points, boxes, eps=INSIDE_EPS):
+    """Whether each point lies strictly inside each paired box (by more than eps on every side).
+
+    Args:
+        points (Tensor[..., 2]): (x, y), e.g. anchor centres [1, L, 2] or [n, K, 2].
+        boxes (Tensor[..., 4]): xyxy, broadcastable with points, e.g. [n, 1, 4].
+    Returns:
+        Tensor[...] bool, e.g. [n, L].
+    """
+    x, y = points[..., 0], points[..., 1]
+    return ((x - boxes[..., 0] > eps) & (y - boxes[..., 1] > eps)
+            & (boxes[..., 2] - x > eps) & (boxes[..., 3] - y > eps))
+
+
+def center_distances(centers1, centers2):
+    """Euclidean distances between paired centres (broadcasting).
+
+    Args:
+        centers1 (Tensor[..., 2]), centers2 (Tensor[..., 2]): e.g. [n, 1, 2] and [1, L, 2].
+    Returns:
+        Tensor[...], e.g. [n, L].
+    """
+    return (centers1 - centers2).norm(2, axis=-1)
+
+
+def level_slices(num_anchors_list):
+    """(start, stop) of each level's anchors along L.
+
+    Args:
+        num_anchors_list (list[int]): anchors per level, summing to L.
+    Returns:
+        list[tuple[int, int]].
+    """
+    out, start = [], 0
+    for num in num_anchors_list:
+        out.append((start, start + int(num)))
+        start += int(num)
+    return out

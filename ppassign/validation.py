@@ -1,0 +1,96 @@
+"""Input checks that turn bad assigner/head input into a ValueError naming the argument.
+
+Each check costs one small host sync; they run before any assignment work so that wrong input never turns
+into a silent wrong assignment or a crash deep inside Paddle.
+"""
+import numbers
+
+import numpy as np
+import paddle
+
+
+def _shape(x):
+    return list(x.shape)
+
+
+def require_tensor(name, x, ndim, last=None):
+    """Raise unless x is a Tensor of rank `ndim` (and last axis `last` when given)."""
+    if not isinstance(x, paddle.Tensor):
+        raise ValueError(f"{name} must be a paddle.Tensor, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have rank {ndim}, got shape {_shape(x)}")
+    if last is not None and x.shape[-1] != last:
+        raise ValueError(f"{name} must have last dimension {last}, got shape {_shape(x)}")
+
+
+def require_shape(name, x, expected, what):
+    """Raise unless x.shape == expected; `what` says where expected came from."""
+    if _shape(x) != list(expected):
+        raise ValueError(f"{name} must have shape {list(expected)} ({what}), got {_shape(x)}")
+
+
+def require_finite(name, x, rows=None):
+    """Raise if x (optionally only the rows where `rows` is True) holds NaN or inf."""
+    values = x.numpy()
+    if rows is not None:
+        values = values[rows]
+    if values.size and not np.isfinite(values).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def check_num_anchors_list(num_anchors_list, num_anchors):
+    """Return num_anchors_list as a list of ints, raising unless positive ints summing to L."""
+    if isinstance(num_anchors_list, paddle.Tensor):
+        num_anchors_list = num_anchors_list.numpy().tolist()
+    try:
+        counts = [int(c) for c in num_anchors_list]
+    except (TypeError, ValueError):
+        raise ValueError(f"num_anchors_list must be a list of ints, got {num_anchors_list!r}") from None
+    if not counts or min(counts) <= 0:
+        raise ValueError(f"num_anchors_list must hold positive anchor counts per level, got {counts}")
+    if sum(counts) != num_anchors:
+        raise ValueError(f"num_anchors_list must sum to the number of anchors L={num_anchors}, "
+                         f"got {counts} (sum {sum(counts)})")
+    return counts
+
+
+def check_bg_index(bg_index, num_classes):
+    """Raise unless bg_index is an int in [0, num_classes]."""
+    if isinstance(bg_index, paddle.Tensor):
+        bg_index = int(bg_index.item())
+    if not isinstance(bg_index, numbers.Integral) or not 0 <= int(bg_index) <= num_classes:
+        raise ValueError(f"bg_index must be an int in [0, num_classes={num_classes}], got {bg_index!r}")
+    return int(bg_index)
+
+
+def check_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, gt_scores=None):
+    """Check the padded ground truth shared by both assigners.
+
+    Args:
+        gt_labels (Tensor[B, n, 1], int32|int64), gt_bboxes (Tensor[B, n, 4]), pad_gt_mask (Tensor[B, n, 1]),
+        num_classes (int), gt_scores (Tensor[B, n, 1] | None).
+    Returns:
+        np.ndarray[B, n] bool: which GT slots are real objects.
+    """
+    require_tensor("gt_bboxes", gt_bboxes, 3, last=4)
+    require_tensor("gt_labels", gt_labels, 3, last=1)
+    batch, num_max = gt_bboxes.shape[:2]
+    require_shape("gt_labels", gt_labels, [batch, num_max, 1], "gt_bboxes is [B, n, 4]")
+    if gt_labels.dtype not in (paddle.int32, paddle.int64):
+        raise ValueError(f"gt_labels must be int32 or int64, got {gt_labels.dtype}")
+    require_tensor("pad_gt_mask", pad_gt_mask, 3, last=1)
+    require_shape("pad_gt_mask", pad_gt_mask, [batch, num_max, 1], "gt_bboxes is [B, n, 4]")
+    if gt_scores is not None:
+        require_tensor("gt_scores", gt_scores, 3, last=1)
+        require_shape("gt_scores", gt_scores, [batch, num_max, 1], "gt_bboxes is [B, n, 4]")
+    valid = pad_gt_mask.numpy().reshape(batch, num_max) != 0
+    boxes = gt_bboxes.numpy().reshape(batch, num_max, 4)[valid]
+    if boxes.size and not np.isfinite(boxes).all():
+        raise ValueError("gt_bboxes contains NaN or inf values")
+    if boxes.size and ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
+        raise ValueError("gt_bboxes must be xyxy with x2 >= x1 and y2 >= y1")
+    labels = gt_labels.numpy().reshape(batch, num_max)[valid]
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"gt_labels must lie in [0, num_classes={num_classes}), "
+                         f"got values in [{labels.min()}, {labels.max()}]")
+    return valid
