@@ -1,0 +1,231 @@
+"""Pieces shared by FCOS-style dense heads (AutoAssign, DW): tower, per-level scale, points, box coding,
+GIoU loss, Gaussian centre prior and post-processing.
+
+Conventions (used by every function below):
+  * B batch, n max GTs per image, L locations over all levels, L_l locations of one level, C classes.
+  * Boxes are ``xyxy`` in pixels of the network input; distances are ``ltrb`` (left, top, right, bottom) in
+    pixels, measured from a location to the box sides.
+  * A location of a level with stride s is the centre of its cell: row i, column j of an [H, W] feature map
+    sits at ``((j + offset) * s, (i + offset) * s)`` with ``offset = 0.5`` by default (the same points as
+    ppdet's FCOSHead with ``num_shift=0.5``). Locations are ordered level by level, row-major in a level, the
+    order of ``feat.flatten(2)``.
+"""
+import math
+
+import paddle
+import paddle.nn as nn
+from paddle import ParamAttr
+from paddle.nn.initializer import Constant, Normal
+
+# FCOS (Tian et al. 2019), Sec. 3 / its code: 4 convs per tower, GN with 32 groups, N(0, 0.01) init.
+TOWER_NUM_CONVS = 4
+GN_GROUPS = 32
+CONV_INIT_STD = 0.01
+# Centre of a cell (FCOS, ppdet FCOSHead num_shift=0.5).
+POINT_OFFSET = 0.5
+# mmdet GIoULoss default eps, added to the union and the enclosing area.
+GIOU_EPS = 1e-6
+# MMDetection's test_cfg for FCOS-style heads: boxes kept per level before NMS.
+NMS_PRE = 1000
+
+
+def prior_bias(prior_prob):
+    """Bias that makes sigmoid(bias) == prior_prob (RetinaNet, Sec. 4.1)."""
+    return -math.log((1 - prior_prob) / prior_prob)
+
+
+def conv3x3(in_channels, out_channels, bias_value=0.0, bias=True):
+    """3x3 conv, stride 1, 'same' padding, weights N(0, 0.01), bias constant."""
+    return nn.Conv2D(in_channels, out_channels, 3, padding=1,
+                     weight_attr=ParamAttr(initializer=Normal(0.0, CONV_INIT_STD)),
+                     bias_attr=ParamAttr(initializer=Constant(bias_value)) if bias else False)
+
+
+class ConvTower(nn.Sequential):
+    """FCOS tower: `num_convs` x (3x3 conv -> GroupNorm -> ReLU), shared by all FPN levels.
+
+    Args:
+        in_channels (int), feat_channels (int): channels in / of every conv.
+        num_convs (int): depth.
+        num_groups (int): GroupNorm groups; must divide feat_channels.
+    Input [B, in_channels, H, W] -> output [B, feat_channels, H, W].
+    """
+
+    def __init__(self, in_channels=256, feat_channels=256, num_convs=TOWER_NUM_CONVS, num_groups=GN_GROUPS):
+        if feat_channels % num_groups:
+            raise ValueError(f"feat_channels ({feat_channels}) must be divisible by num_groups ({num_groups})")
+        layers = []
+        for i in range(num_convs):
+            layers += [conv3x3(in_channels if i == 0 else feat_channels, feat_channels, bias=False),
+                       nn.GroupNorm(num_groups, feat_channels), nn.ReLU()]
+        super().__init__(*layers)
+
+
+class Scale(nn.Layer):
+    """A learnable scalar multiplying its input (FCOS: one per FPN level on the regression output)."""
+
+    def __init__(self, init_value=1.0):
+        super().__init__()
+        self.scale = self.create_parameter([1], attr=ParamAttr(initializer=Constant(init_value)))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def level_points(height, width, stride, offset=POINT_OFFSET):
+    """Locations of one level.
+
+    Args:
+        height (int|Tensor), width (int|Tensor): feature map size.
+        stride (int): the level's stride in pixels.
+        offset (float): 0.5 = cell centres.
+    Returns:
+        Tensor[H*W, 2] float32: (x, y) = ((j + offset) * stride, (i + offset) * stride), row-major.
+    """
+    xs = (paddle.arange(width, dtype="float32") + offset) * stride
+    ys = (paddle.arange(height, dtype="float32") + offset) * stride
+    grid_y, grid_x = paddle.meshgrid(ys, xs)
+    return paddle.stack([grid_x.flatten(), grid_y.flatten()], axis=-1)
+
+
+def multi_level_points(feats, strides, offset=POINT_OFFSET):
+    """Locations of all levels.
+
+    Args:
+        feats (list[Tensor[B, *, H_l, W_l]]): one feature map per level.
+        strides (list[int]): one stride per level.
+    Returns:
+        points (Tensor[L, 2]), point_strides (Tensor[L]) float32, num_points (list[int]) per level.
+    """
+    if len(feats) != len(strides):
+        raise ValueError(f"feats has {len(feats)} levels but strides has {len(strides)}")
+    points, point_strides, counts = [], [], []
+    for feat, stride in zip(feats, strides):
+        pts = level_points(feat.shape[2], feat.shape[3], stride, offset)
+        points.append(pts)
+        point_strides.append(paddle.full([pts.shape[0]], float(stride), "float32"))
+        counts.append(pts.shape[0])
+    return paddle.concat(points), paddle.concat(point_strides), counts
+
+
+def distance_to_box(points, ltrb):
+    """Decode distances to boxes.
+
+    Args:
+        points (Tensor[..., 2]): (x, y); broadcastable with ltrb, e.g. [L, 2] with [B, L, 4].
+        ltrb (Tensor[..., 4]): distances to the left, top, right, bottom sides.
+    Returns:
+        Tensor[..., 4]: xyxy.
+    """
+    x, y = points[..., 0], points[..., 1]
+    return paddle.stack([x - ltrb[..., 0], y - ltrb[..., 1], x + ltrb[..., 2], y + ltrb[..., 3]], axis=-1)
+
+
+def box_to_distance(points, boxes):
+    """Encode boxes as distances from points (negative where a point lies outside the box).
+
+    Args:
+        points (Tensor[..., 2]), boxes (Tensor[..., 4]) xyxy, broadcastable, e.g. [1, L, 2] and [n, 1, 4].
+    Returns:
+        Tensor[..., 4]: ltrb.
+    """
+    x, y = points[..., 0], points[..., 1]
+    return paddle.stack([x - boxes[..., 0], y - boxes[..., 1], boxes[..., 2] - x, boxes[..., 3] - y], axis=-1)
+
+
+def giou_loss(pred, target, eps=GIOU_EPS):
+    """Elementwise GIoU loss 1 - GIoU (Rezatofighi et al. 2019) of paired boxes, no reduction.
+
+    Args:
+        pred (Tensor[..., 4]), target (Tensor[..., 4]): xyxy, broadcastable.
+        eps (float): added to the union and the enclosing area.
+    Returns:
+        Tensor[...]: in [0, 2].
+    """
+    area_p = (pred[..., 2] - pred[..., 0]).clip(0) * (pred[..., 3] - pred[..., 1]).clip(0)
+    area_t = (target[..., 2] - target[..., 0]).clip(0) * (target[..., 3] - target[..., 1]).clip(0)
+    iw = (paddle.minimum(pred[..., 2], target[..., 2]) - paddle.maximum(pred[..., 0], target[..., 0])).clip(0)
+    ih = (paddle.minimum(pred[..., 3], target[..., 3]) - paddle.maximum(pred[..., 1], target[..., 1])).clip(0)
+    overlap = iw * ih
+    union = area_p + area_t - overlap + eps
+    ew = (paddle.maximum(pred[..., 2], target[..., 2]) - paddle.minimum(pred[..., 0], target[..., 0])).clip(0)
+    eh = (paddle.maximum(pred[..., 3], target[..., 3]) - paddle.minimum(pred[..., 1], target[..., 1])).clip(0)
+    enclose = ew * eh + eps
+    giou = overlap / union - (enclose - union) / enclose
+    return 1 - giou
+
+
+def gaussian_center_prior(points, point_strides, gt_bboxes, mu, sigma):
+    """Gaussian centre prior G(d | mu, sigma) = prod_{x,y} exp(-(d - mu)^2 / (2 sigma^2)) (AutoAssign eq. 2).
+
+    d is the offset of a location from its box centre divided by the location's level stride, so the prior
+    means the same on every FPN level.
+
+    Args:
+        points (Tensor[L, 2]): (x, y) locations.
+        point_strides (Tensor[L]): stride of each location's level.
+        gt_bboxes (Tensor[..., n, 4]): xyxy.
+        mu (Tensor[..., n, 2]), sigma (Tensor[..., n, 2]): each box's (x, y) mean and std (in strides),
+            e.g. a class-wise [C, 2] parameter gathered by label.
+    Returns:
+        Tensor[..., n, L]: in (0, 1], 1 where d == mu.
+    """
+    centers = (gt_bboxes[..., :2] + gt_bboxes[..., 2:]) / 2
+    offsets = (points - centers.unsqueeze(-2)) / point_strides.unsqueeze(-1)  # [..., n, L, 2]
+    z = (offsets - mu.unsqueeze(-2)) ** 2 / (2 * sigma.unsqueeze(-2) ** 2)
+    return paddle.exp(-z.sum(-1))
+
+
+def _topk_per_level(scores, ltrb, points, nms_pre):
+    """Keep the `nms_pre` locations of highest class score in one level.
+
+    Args:
+        scores (Tensor[B, L_l, C]), ltrb (Tensor[B, L_l, 4]), points (Tensor[L_l, 2]).
+    Returns:
+        scores (Tensor[B, k, C]), boxes (Tensor[B, k, 4]) xyxy, k = min(nms_pre, L_l).
+    """
+    boxes = distance_to_box(points.unsqueeze(0), ltrb)
+    num = scores.shape[1]
+    if nms_pre is None or nms_pre <= 0 or (num is not None and 0 <= num <= nms_pre):
+        return scores, boxes
+    if num is None or num < 0:  # unknown at export time: k = min(nms_pre, L_l) as a tensor
+        num = paddle.minimum(paddle.shape(scores)[1], paddle.to_tensor(nms_pre, "int32"))
+    else:
+        num = nms_pre
+    _, idx = paddle.topk(scores.max(-1), num, axis=1)  # [B, k]
+    idx = idx.unsqueeze(-1)
+    scores = paddle.take_along_axis(scores, idx.expand([-1, -1, scores.shape[-1]]), axis=1)
+    boxes = paddle.take_along_axis(boxes, idx.expand([-1, -1, 4]), axis=1)
+    return scores, boxes
+
+
+def post_process(scores_list, ltrb_list, points_list, scale_factor, nms, nms_pre=NMS_PRE):
+    """Per-level top-k, decode, rescale to the original image, multi-class NMS.
+
+    Args:
+        scores_list (list[Tensor[B, L_l, C]]): per-level class scores (probabilities).
+        ltrb_list (list[Tensor[B, L_l, 4]]): per-level distances in input pixels.
+        points_list (list[Tensor[L_l, 2]]): per-level locations.
+        scale_factor (Tensor[B, 2]): (scale_y, scale_x) from input to original image, as ppdet feeds it.
+        nms (callable): ppdet's MultiClassNMS (boxes [B, M, 4], scores [B, C, M]) -> (bbox, num, index).
+        nms_pre (int): locations kept per level before NMS (<= 0 keeps all).
+    Returns:
+        bbox_pred (Tensor[N, 6]): (class, score, x1, y1, x2, y2) in original-image pixels.
+        bbox_num (Tensor[B]): boxes per image.
+    """
+    scores, boxes = [], []
+    for s, d, p in zip(scores_list, ltrb_list, points_list):
+        s, b = _topk_per_level(s, d, p, nms_pre)
+        scores.append(s)
+        boxes.append(b)
+    scores = paddle.concat(scores, axis=1)
+    boxes = paddle.concat(boxes, axis=1)
+    scale_y, scale_x = paddle.split(scale_factor, 2, axis=-1)
+    boxes = boxes / paddle.concat([scale_x, scale_y, scale_x, scale_y], axis=-1).reshape([-1, 1, 4])
+    bbox_pred, bbox_num, _ = nms(boxes, scores.transpose([0, 2, 1]))
+    return bbox_pred, bbox_num
+
+
+def flatten_levels(maps):
+    """[B, X, H_l, W_l] per level -> one Tensor[B, L, X] (level by level, row-major)."""
+    return paddle.concat([m.flatten(2).transpose([0, 2, 1]) for m in maps], axis=1)
