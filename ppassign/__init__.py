@@ -7,6 +7,7 @@ from . import compat
 from .atss_assigner import ATSSAssigner
 from .task_aligned_assigner import TaskAlignedAssigner
 from . import registry
+from . import data  # noqa: F401  (built-in synthetic dataset, registers SyntheticCOCODataSet)
 
 __version__ = "0.1.0"
 
