@@ -20,6 +20,9 @@ def per_anchor_counts(anchor_idx, gt_idx, num_anchors):
         counts (Tensor[L], int64): positives claimed per anchor.
         gt_sum (Tensor[L], int64): sum of their GT indices (the GT itself where counts == 1).
     """
+    if anchor_idx.shape[0] == 0:
+        zeros = paddle.zeros([num_anchors], "int64")
+        return zeros, zeros
     index = anchor_idx.reshape([-1, 1])
     counts = paddle.scatter_nd_add(paddle.zeros([num_anchors], "int64"), index, paddle.ones_like(anchor_idx))
     gt_sum = paddle.scatter_nd_add(paddle.zeros([num_anchors], "int64"), index, gt_idx)

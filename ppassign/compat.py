@@ -40,6 +40,112 @@ def _once(name):
     return True
 
 
+# --- ppdet's own assigners ---------------------------------------------------------------------------------
+
+def _fixed_assigner_forward(forward, label_arg):
+    """Wrap ppdet's ATSSAssigner/TaskAlignedAssigner.forward.
+
+    PLATFORM.md #1: `assigned_gt_index + batch_ind * num_max_boxes` mixes argmax's int64 with the int32 label
+    dtype and Paddle 3 refuses the promotion. Feeding int64 labels is the same arithmetic as casting that one
+    line; the labels are cast back to the caller's dtype on the way out.
+    PLATFORM.md #2: for num_max_boxes == 0 they return 3 values while ppdet 2.6 heads unpack 4; add the empty
+    mask_positive [B, 0, L] so the arity does not depend on the input.
+    """
+    def wrapped(self, *args, **kwargs):
+        args = list(args)
+        if label_arg < len(args):
+            labels = args[label_arg]
+            args[label_arg] = labels.astype("int64")
+        else:
+            labels = kwargs["gt_labels"]
+            kwargs["gt_labels"] = labels.astype("int64")
+        out = list(forward(self, *args, **kwargs))
+        out[0] = out[0].astype(labels.dtype)
+        if len(out) == 3 and ASSIGNER_RETURNS_MASK_POSITIVE:
+            batch, num_anchors = out[0].shape
+            out.append(paddle.zeros([batch, 0, num_anchors], out[1].dtype))
+        return tuple(out)
+    wrapped.__wrapped__ = forward
+    return wrapped
+
+
+def fix_ppdet_assigners():
+    """Make ppdet 2.6's own ATSSAssigner and TaskAlignedAssigner run on Paddle 3 (see _fixed_assigner_forward)."""
+    if not _once("ppdet_assigners"):
+        return
+    from ppdet.modeling.assigners.atss_assigner import ATSSAssigner
+    from ppdet.modeling.assigners.task_aligned_assigner import TaskAlignedAssigner
+    # gt_labels is the 3rd positional argument of ATSS.forward and the 5th of TAL.forward (after self).
+    ATSSAssigner.forward = _fixed_assigner_forward(ATSSAssigner.forward, 2)
+    TaskAlignedAssigner.forward = _fixed_assigner_forward(TaskAlignedAssigner.forward, 4)
+
+
+# --- TOODHEAD: ppdet 2.6 TOODHead and PicoHeadV2 training on Paddle 3 -------------------------------------
+
+def _tood_reg_grid_sample(self, feat, offset, anchor_points):
+    """TOODHead._reg_grid_sample that runs on Paddle 3: sample each box side map at its offset location.
+
+    PLATFORM.md #3: ppdet builds the grid normaliser with ``paddle.concat([w, h])`` of two 0-D shape values;
+    Paddle 3 refuses to concatenate 0-D tensors (``The axis is expected to be in range of [0, 0)``), so
+    TOOD cannot run a single forward pass. ``paddle.stack`` of the same values gives the [2] (x, y) normaliser,
+    in dygraph and under to_static alike.
+
+    Args:
+        feat (Tensor[B, 4, h, w]): box sides (ltrb, in stride units) per location.
+        offset (Tensor[B, 8, h, w]): (x, y) sampling offset of each of the 4 sides.
+        anchor_points (Tensor[1, h, w, 2]): anchor centres in stride units.
+    Returns:
+        Tensor[B, 4, h, w].
+    """
+    shape = paddle.shape(feat)
+    batch, height, width = shape[0], shape[2], shape[3]
+    feat = paddle.reshape(feat, [-1, 1, height, width])                                  # [4B, 1, h, w]
+    offset = paddle.reshape(offset, [-1, 2, height, width]).transpose([0, 2, 3, 1])      # [4B, h, w, 2]
+    grid_size = paddle.stack([width, height]).astype("float32")                          # [2]
+    grid = ((offset + anchor_points) / grid_size).clip(0.0, 1.0) * 2 - 1                 # to [-1, 1]
+    feat = paddle.nn.functional.grid_sample(feat, grid)
+    return paddle.reshape(feat, [batch, -1, height, width])
+
+
+def _pico_get_loss_with_min_avg_factor(get_loss):
+    """Wrap PicoHeadV2.get_loss so that its loss normaliser is at least 1, as on several cards.
+
+    PicoHeadV2 divides its three losses by ``avg_factor = assigned_scores.sum()`` and clips it to >= 1 only
+    when ``world_size > 1``. On one card or CPU, a batch without positives (no ground truth at all, or GTs no
+    anchor can take) gives avg_factor == 0: loss_vfl = inf, loss_bbox = loss_dfl = 0 / 0 = NaN, and the NaN
+    gradient ruins every weight (seen: the next batch's pred_scores are NaN). The wrapper clips avg_factor in
+    place just before the class loss uses it, so the two divisions that follow use the clipped tensor too.
+    """
+    def wrapped(self, head_outs, gt_meta):
+        loss_layer = self._sub_layers["loss_vfl"]
+        plain_forward = type(loss_layer).forward
+
+        def forward(*args, avg_factor=None, **kwargs):
+            if isinstance(avg_factor, paddle.Tensor):
+                avg_factor.clip_(min=1.0)    # avg_factor is built from assigner outputs: no gradient flows
+            return plain_forward(loss_layer, *args, avg_factor=avg_factor, **kwargs)
+
+        loss_layer.forward = forward
+        try:
+            return get_loss(self, head_outs, gt_meta)
+        finally:
+            del loss_layer.forward
+    wrapped.__wrapped__ = get_loss
+    return wrapped
+
+
+def fix_tood_and_pico_heads():
+    """Make ppdet's TOODHead train on Paddle 3 and PicoHeadV2 survive batches without positives."""
+    if not _once("tood_and_pico_heads"):
+        return
+    from ppdet.modeling.heads.pico_head import PicoHeadV2
+    from ppdet.modeling.heads.tood_head import TOODHead
+    TOODHead._reg_grid_sample = _tood_reg_grid_sample
+    PicoHeadV2.get_loss = _pico_get_loss_with_min_avg_factor(PicoHeadV2.get_loss)
+
+
 def apply():
     """Apply every shim (idempotent). Called by ``import ppassign``."""
+    fix_ppdet_assigners()
+    fix_tood_and_pico_heads()
     return sorted(_APPLIED)

@@ -130,7 +130,7 @@ class TaskAlignedAssigner(nn.Layer):
             is_in = G.points_inside_boxes(anchor_points.unsqueeze(0), box.unsqueeze(1))
             top = paddle.topk(paddle.where(is_in, metric, paddle.zeros_like(metric)), k, axis=-1)[1]
             idx.append(top)
-            inside.append(paddle.take_along_axis(is_in, top, axis=1))
+            inside.append(paddle.take_along_axis(is_in.astype("uint8"), top, axis=1).astype("bool"))
         return paddle.concat(idx), paddle.concat(inside)
 
     def _assign_image(self, pred_scores, pred_boxes, anchor_points, gt_labels, gt_boxes, valid):

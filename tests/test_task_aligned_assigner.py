@@ -1,0 +1,165 @@
+"""ppassign.TaskAlignedAssigner: parity with PaddleDetection's TaskAlignedAssigner, corner cases, bad input."""
+import numpy as np
+import paddle
+import pytest
+
+from ppassign import TaskAlignedAssigner
+from assign_cases import (anchor_grid, assert_same_assignment, random_gt, random_predictions, reference_assigners,
+                          tie_gt)
+
+NUM_CLASSES = 5
+BG = NUM_CLASSES
+RefTAL = reference_assigners()[1]
+
+
+def _both(scores, pred, points, counts, labels, boxes, mask, topk=13, **kw):
+    ref = RefTAL(topk=topk, **kw)(scores, pred, points, counts, labels, boxes, mask, BG)
+    out = TaskAlignedAssigner(topk=topk, **kw)(scores, pred, points, counts, labels, boxes, mask, BG)
+    return ref, out
+
+
+def _inputs(seed, batch=4, num_max=10, image_size=160, **gt_kw):
+    rng = np.random.default_rng(seed)
+    _, points, counts = anchor_grid(image_size)
+    labels, boxes, mask = random_gt(rng, batch, num_max, image_size=image_size, **gt_kw)
+    scores, pred = random_predictions(rng, batch, points, image_size=image_size)
+    return scores, pred, points, counts, labels, boxes, mask
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_inputs_match_ppdet(seed):
+    assert_same_assignment(*_both(*_inputs(seed)))
+
+
+@pytest.mark.parametrize("alpha, beta, topk", [(1.0, 6.0, 13), (0.5, 2.0, 5), (2.0, 4.0, 1)])
+def test_other_hyperparameters_match_ppdet(alpha, beta, topk):
+    assert_same_assignment(*_both(*_inputs(10), topk=topk, alpha=alpha, beta=beta))
+
+
+@pytest.mark.parametrize("label_dtype", ["int32", "int64"])
+def test_label_dtypes_match_ppdet_and_are_kept(label_dtype):
+    inputs = _inputs(11, label_dtype=label_dtype)
+    ref, out = _both(*inputs)
+    assert_same_assignment(ref, out)
+    assert out[0].dtype == inputs[4].dtype
+
+
+def test_scores_are_normalised_to_the_best_iou_per_object():
+    scores, pred, points, counts, labels, boxes, mask = _inputs(12)
+    out = TaskAlignedAssigner()(scores, pred, points, counts, labels, boxes, mask, BG)
+    assert 0 < float(out[2].max()) <= 1
+    assert float(out[2].min()) >= 0
+
+
+def test_predictions_not_overlapping_any_gt_match_ppdet():
+    # zero IoU everywhere: every metric is 0 and top-k falls back to PaddleDetection's tie order
+    scores, pred, points, counts, labels, boxes, mask = _inputs(13)
+    far = paddle.full_like(pred, 1000.0) + paddle.to_tensor([0.0, 0.0, 5.0, 5.0])
+    assert_same_assignment(*_both(scores, far, points, counts, labels, boxes, mask))
+
+
+def test_no_gt_in_batch_gives_background_and_ppdet26_arity():
+    scores, pred, points, counts, *_ = _inputs(14, batch=2)
+    labels, boxes, mask = paddle.zeros([2, 0, 1], "int32"), paddle.zeros([2, 0, 4]), paddle.zeros([2, 0, 1])
+    ref, out = _both(scores, pred, points, counts, labels, boxes, mask)
+    assert_same_assignment(ref, out)
+    assert (out[0].numpy() == BG).all()
+
+
+def test_all_padding_images_match_ppdet():
+    ref, out = _both(*_inputs(15, num_max=6, fill=[0, 6, 0, 2]))
+    assert_same_assignment(ref, out)
+    assert (out[0].numpy()[[0, 2]] == BG).all()
+
+
+def test_zero_width_and_height_boxes_match_ppdet():
+    scores, pred, points, counts, *_ = _inputs(16, batch=1)
+    boxes = paddle.to_tensor([[[20.0, 20.0, 20.0, 60.0], [50.0, 70.0, 90.0, 70.0], [30.0, 30.0, 80.0, 90.0]]])
+    labels = paddle.to_tensor([[[0], [1], [3]]], dtype="int32")
+    assert_same_assignment(*_both(scores, pred, points, counts, labels, boxes, paddle.ones([1, 3, 1])))
+
+
+def test_boxes_partly_outside_image_match_ppdet():
+    scores, pred, points, counts, *_ = _inputs(17, batch=1)
+    boxes = paddle.to_tensor([[[-40.0, -30.0, 30.0, 20.0], [120.0, 100.0, 260.0, 190.0], [-10.0, 60.0, 12.0, 90.0]]])
+    labels = paddle.to_tensor([[[0], [1], [2]]], dtype="int64")
+    assert_same_assignment(*_both(scores, pred, points, counts, labels, boxes, paddle.ones([1, 3, 1])))
+
+
+def test_objects_smaller_than_a_stride_match_ppdet():
+    scores, pred, points, counts, labels, boxes, mask = _inputs(18, num_max=12, min_size=0.5)
+    small = paddle.to_tensor(np.concatenate([boxes.numpy()[..., :2], boxes.numpy()[..., :2] + 3.0], -1))
+    assert_same_assignment(*_both(scores, pred, points, counts, labels, small, mask))
+
+
+def test_centres_exactly_between_anchors_match_ppdet():
+    scores, pred, points, counts, *_ = _inputs(19, batch=2, image_size=128)
+    labels, boxes, mask = tie_gt()
+    assert_same_assignment(*_both(scores, pred, points, counts, labels, boxes, mask))
+
+
+def test_gt_scores_are_ignored_like_ppdet():
+    scores, pred, points, counts, labels, boxes, mask = _inputs(20)
+    plain = TaskAlignedAssigner()(scores, pred, points, counts, labels, boxes, mask, BG)
+    weighted = TaskAlignedAssigner()(scores, pred, points, counts, labels, boxes, mask, BG,
+                                     gt_scores=paddle.full(mask.shape, 0.3))
+    assert_same_assignment(plain, weighted, score_atol=0)
+
+
+def test_topk_larger_than_anchor_count_takes_every_anchor_inside():
+    # ppdet's own assigner raises for topk > L; ours takes all L
+    scores, pred, points, counts, labels, boxes, mask = _inputs(21, batch=1, num_max=1, image_size=32, fill=[1])
+    num_anchors = points.shape[0]
+    big = TaskAlignedAssigner(topk=num_anchors + 50)(scores, pred, points, counts, labels, boxes, mask, BG)
+    inside = ((points.numpy() > boxes.numpy()[0, 0, :2] + 1e-9) & (points.numpy() < boxes.numpy()[0, 0, 2:] - 1e-9)).all(1)
+    np.testing.assert_array_equal(big[0].numpy()[0] != BG, inside)
+
+
+def test_chunked_path_gives_identical_outputs():
+    inputs = _inputs(22, num_max=12)
+    whole = TaskAlignedAssigner()(*inputs, BG)
+    chunked = TaskAlignedAssigner(memory_budget_mb=0)(*inputs, BG)
+    assert_same_assignment(whole, chunked, score_atol=0)
+
+
+# --- bad input --------------------------------------------------------------------------------------------------
+
+def _good():
+    scores, pred, points, counts, labels, boxes, mask = _inputs(0, batch=2, num_max=3, image_size=64, fill=[3, 3])
+    return dict(pred_scores=scores, pred_bboxes=pred, anchor_points=points, num_anchors_list=counts,
+                gt_labels=labels, gt_bboxes=boxes, pad_gt_mask=mask, bg_index=BG)
+
+
+def _set(key, index, value):
+    def edit(args):
+        arr = args[key].numpy().copy()
+        arr[index] = value if not callable(value) else value(arr)
+        args[key] = paddle.to_tensor(arr)
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.update(pred_scores=a["pred_scores"][0]), "pred_scores must have rank 3"),
+    (lambda a: a.update(pred_bboxes=a["pred_bboxes"][:, :10]), "pred_bboxes must have shape"),
+    (lambda a: a.update(anchor_points=a["anchor_points"][:5]), "anchor_points must have shape"),
+    (lambda a: a.update(gt_bboxes=a["gt_bboxes"][1:]), "gt_labels must have shape"),
+    (lambda a: a.update(num_anchors_list=[10, 10]), "num_anchors_list must sum"),
+    (_set("gt_bboxes", (0, 0, 1), np.nan), "gt_bboxes contains NaN"),
+    (_set("pred_bboxes", (1, 4, 3), np.inf), "pred_bboxes contains NaN"),
+    (_set("pred_scores", (1, 4, 0), np.nan), "pred_scores contains NaN"),
+    (_set("gt_bboxes", (0, 2, 3), lambda a: a[0, 2, 1] - 1.0), "gt_bboxes must be xyxy"),
+    (_set("gt_labels", (1, 1, 0), NUM_CLASSES), "gt_labels must lie in"),
+    (lambda a: a.update(bg_index=-1), "bg_index must be"),
+])
+def test_bad_input_raises_value_error_naming_argument(edit, message):
+    args = _good()
+    edit(args)
+    with pytest.raises(ValueError, match=message):
+        TaskAlignedAssigner()(**args)
+
+
+def test_bad_constructor_arguments_raise():
+    with pytest.raises(ValueError, match="topk"):
+        TaskAlignedAssigner(topk=0)
+    with pytest.raises(ValueError, match="is_close_gt"):
+        TaskAlignedAssigner(is_close_gt=True)
