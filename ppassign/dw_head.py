@@ -1,0 +1,459 @@
+"""DW: dual weighting label assignment with box refinement (Li et al., CVPR 2022), as a PaddleDetection head.
+
+"A Dual Weighting Label Assignment Scheme for Object Detection". Every location inside a ground-truth box is a
+*candidate* of that box; a candidate gets a positive weight from the consistency of its classification and
+localisation, and a separate negative weight from the probability that it is a negative (its IoU) times its
+importance as one (its score). Locations outside every box are plain negatives. Facts (constants, loss scales,
+normalisations) follow the official implementation ``strongwolf/DW`` (``dw_head.py``, MMDetection 2.x); where it
+departs from the paper, the constant below says so.
+
+Shapes: B images, n GT slots per image (padded by ppdet's ``PadGT``), L locations over all FPN levels, C classes.
+Boxes are ``xyxy`` in input pixels, distances ``ltrb`` in pixels (see :mod:`ppassign.fcos_base`).
+
+Steps of the loss (:func:`dw_loss_terms`):
+  1. candidates: locations strictly inside a GT box; a Gaussian centre prior (fixed mean 0, std 1.11 strides,
+     soft by default) weights them and is 0 outside the box;
+  2. per (GT, location): GIoU loss, p_loc = exp(-beta * L_GIoU), p_cls = (cls * centerness score) of the GT's
+     class, consistency t = p_cls * p_loc;
+  3. positive weight w_pos = e^{mu t} t prior / sum_candidates(e^{mu' t} t prior), detached;
+  4. negative probability P_neg(IoU) per candidate, min-max normalised per object, 1 for IoU < 0.5; it replaces
+     the 1 of the GT's class in an all-ones [B, L, C] map; w_neg = P_neg * s^gamma1;
+  5. loss_cls_pos = 0.25 * sum w_pos * BCE(p_cls, 1) / #objects, loss_loc = 0.25 * sum w_pos * BCE(p_loc, 1) /
+     #objects, loss_cls_neg = sum w_neg * BCE(s, 0) / sum(1 - P_neg); both averages all-reduced across ranks.
+"""
+import paddle
+import paddle.distributed as dist
+import paddle.nn as nn
+import paddle.nn.functional as F
+from paddle import ParamAttr
+from paddle.nn.initializer import Constant, Normal
+from paddle.vision.ops import deform_conv2d
+
+from . import fcos_base, registry, validation
+from .geometry import aligned_iou, points_inside_boxes
+
+# --- constants, each with its source ------------------------------------------------------------------------
+# official dw_head.py: EPS = 1e-12 (clamps the positive normaliser, stabilises the P_neg min-max normalisation).
+EPS = 1e-12
+# paper Eq. (3), beta = 5; official: p_loc = torch.exp(-reg_loss * 5) with reg_loss the GIoU loss (issue #36).
+BETA = 5.0
+# paper Eq. (4), mu = 5; official numerator torch.exp(5 * p_pos).
+MU = 5.0
+# official denominator torch.exp(3 * p_pos): NOT the paper's plain normalisation. The author (strongwolf/DW
+# issues #3, #23) says it raises the positive loss against the negative loss, which matters for the final AP;
+# with norm_mu == mu the weights of each object sum to 1 (the paper's Eq. 4).
+NORM_MU_OFFICIAL = 3.0
+# paper Eq. (7), gamma1 = 2: I_neg = s^gamma1; official: p_neg_weight * joint_conf ** 2.
+GAMMA1 = 2.0
+# paper Eq. (6), gamma2 = 2; official alpha = 2.
+GAMMA2 = 2.0
+# paper Eq. (5)-(6): P_neg = 1 for IoU < 0.5; k IoU^gamma2 + b passes through (0.5, 1) and (1, 0) (official code,
+# issue #25; the paper's text names 0.95), i.e. k = 1 / (0.5^gamma2 - 1), b = -k (= -4/3, 4/3 for gamma2 = 2).
+NEG_IOU_THR = 0.5
+# official: cls_loss.sum() * 0.25 and loc_loss.sum() * 0.25.
+POS_LOSS_WEIGHT = 0.25
+# official CenterPrior: mean zeros(C, 2), sigma ones(C, 2) + 0.11, requires_grad=False (fixed, same for every
+# class), distances in strides; soft_prior=True keeps the Gaussian, False thresholds it at 0.3 to {0, 1}.
+PRIOR_MEAN = 0.0
+PRIOR_SIGMA = 1.11
+HARD_PRIOR_THR = 0.3
+# official init_weights: conv_cls bias_init_with_prob(0.02), conv_reg N(0, 0.01) with bias 4.0, conv_centerness
+# and reg_offset N(0, 0.01) with bias 0.
+CLS_PRIOR_PROB = 0.02
+REG_BIAS_INIT = 4.0
+# official test_cfg: score_thr 0.05, nms iou 0.6, max_per_img 100, nms_pre 1000 (see the configs).
+# mmdet bbox_overlaps default eps (the IoU that feeds P_neg).
+IOU_EPS = 1e-6
+# log() is clamped at log(1e-12) in the BCE terms (PyTorch's BCE clamps at -100; in float32 a clamp that low
+# makes 1/p overflow, and inf * 0 weights would turn into NaN gradients).
+LOG_CLAMP = 1e-12
+
+
+# --- weights as pure functions --------------------------------------------------------------------------------
+
+def center_prior(points, point_strides, gt_bboxes, candidates, soft=True, sigma=PRIOR_SIGMA, mean=PRIOR_MEAN):
+    """DW's fixed Gaussian centre prior over the candidates.
+
+    Args:
+        points (Tensor[L, 2]), point_strides (Tensor[L]).
+        gt_bboxes (Tensor[B, n, 4]).
+        candidates (Tensor[B, n, L] bool): locations inside each (real) box.
+        soft (bool): keep the Gaussian (official default) or threshold it at HARD_PRIOR_THR to {0, 1}.
+        sigma, mean (float): in strides, the same for x, y and every class.
+    Returns:
+        Tensor[B, n, L]: 0 outside the candidates.
+    """
+    batch, num_gt = gt_bboxes.shape[:2]
+    mu = paddle.full([batch, num_gt, 2], mean, "float32")
+    sd = paddle.full([batch, num_gt, 2], sigma, "float32")
+    prior = fcos_base.gaussian_center_prior(points, point_strides, gt_bboxes, mu, sd)
+    if not soft:
+        prior = (prior > HARD_PRIOR_THR).astype(prior.dtype)
+    return paddle.where(candidates, prior, paddle.zeros_like(prior))
+
+
+def consistency(p_cls, reg_loss, beta=BETA):
+    """Localisation probability and cls-loc consistency (paper Eq. 3, with IoU^beta read as exp(-beta L_GIoU)).
+
+    Args:
+        p_cls (Tensor[B, n, L]): score of each GT's class at each location.
+        reg_loss (Tensor[B, n, L]): GIoU loss of each location's box against each GT.
+        beta (float).
+    Returns:
+        p_loc (Tensor[B, n, L]) = exp(-beta * reg_loss); t (Tensor[B, n, L]) = p_cls * p_loc.
+    """
+    p_loc = paddle.exp(-beta * reg_loss)
+    return p_loc, p_cls * p_loc
+
+
+def positive_weights(t, prior, mu=MU, norm_mu=NORM_MU_OFFICIAL, eps=EPS):
+    """w_pos = e^{mu t} t prior / sum_L(e^{norm_mu t} t prior) (paper Eq. 4; official normaliser norm_mu = 3).
+
+    Args:
+        t (Tensor[B, n, L]): consistency, in [0, 1].
+        prior (Tensor[B, n, L]): centre prior, 0 outside each object's candidates.
+        mu (float): numerator exponent. norm_mu (float): normaliser exponent; norm_mu == mu makes each object's
+            weights sum to 1, the official 3 < mu scales them up by up to e^{2t}.
+        eps (float): lower clamp of the normaliser (objects without candidates get 0 weights).
+    Returns:
+        Tensor[B, n, L], no gradient.
+    """
+    t = t.detach()
+    num = paddle.exp(mu * t) * t * prior
+    den = (paddle.exp(norm_mu * t) * t * prior).sum(-1, keepdim=True).clip(min=eps)
+    return (num / den).detach()
+
+
+def negative_probability_curve(iou, gamma2=GAMMA2, iou_thr=NEG_IOU_THR):
+    """k IoU^gamma2 + b through (iou_thr, 1) and (1, 0) (paper Eq. 6, official code), before normalisation.
+
+    Args:
+        iou (Tensor[...]).
+    Returns:
+        Tensor[...]: 1 at iou_thr, 0 at IoU 1, decreasing in between (above 1 for IoU < iou_thr).
+    """
+    k = 1.0 / (iou_thr ** gamma2 - 1.0)
+    return k * iou ** gamma2 - k
+
+
+def negative_probability(ious, candidates, gamma2=GAMMA2, iou_thr=NEG_IOU_THR, eps=EPS):
+    """P_neg of each candidate: the curve, min-max normalised over each object's candidates, 1 below iou_thr.
+
+    Per object with curve values x over its candidates: y = (x - min x + eps) / (min(1, max x) - min x + eps),
+    as the official code does, so the object's best-IoU candidate gets ~0 and values stay in [0, 1]. (A lone
+    candidate gets eps / eps = 1, also as there.)
+
+    Args:
+        ious (Tensor[B, n, L]): IoU of each location's predicted box with each GT.
+        candidates (Tensor[B, n, L] bool).
+    Returns:
+        Tensor[B, n, L] in [0, 1], 1 outside the candidates; no gradient.
+    """
+    ious = ious.detach()
+    curve = negative_probability_curve(ious, gamma2, iou_thr)
+    big = paddle.full_like(curve, 1e6)
+    low = paddle.where(candidates, curve, big).min(-1, keepdim=True)
+    high = paddle.where(candidates, curve, -big).max(-1, keepdim=True).clip(max=1.0)
+    has = candidates.any(-1, keepdim=True)
+    low = paddle.where(has, low, paddle.zeros_like(low))
+    high = paddle.where(has, high, paddle.ones_like(high))
+    p_neg = (curve - low + eps) / (high - low + eps)
+    ones = paddle.ones_like(p_neg)
+    p_neg = paddle.where(ious < iou_thr, ones, p_neg)
+    return paddle.where(candidates, p_neg, ones).detach()
+
+
+def negative_probability_map(p_neg, gt_labels, num_classes):
+    """Scatter P_neg into a per-location, per-class map; 1 (plain negative) everywhere else.
+
+    A location that is a candidate of several objects of one class keeps the smallest P_neg (the official code
+    writes them in an unspecified order).
+
+    Args:
+        p_neg (Tensor[B, n, L]): 1 outside the candidates.
+        gt_labels (Tensor[B, n] int64).
+        num_classes (int): C.
+    Returns:
+        Tensor[B, L, C].
+    """
+    batch, num_gt, num_loc = p_neg.shape
+    base = paddle.ones([batch, num_loc, num_classes], p_neg.dtype)
+    if num_gt == 0:
+        return base
+    index = gt_labels.astype("int64").unsqueeze(1).expand([batch, num_loc, num_gt])
+    return paddle.put_along_axis(base, index, p_neg.transpose([0, 2, 1]), axis=2, reduce="amin")
+
+
+def negative_weights(p_neg_map, scores, gamma1=GAMMA1):
+    """w_neg = P_neg * I_neg with I_neg = s^gamma1 (paper Eq. 7-8); the s^gamma1 factor keeps its gradient.
+
+    Args:
+        p_neg_map (Tensor[B, L, C]), scores (Tensor[B, L, C]).
+    Returns:
+        Tensor[B, L, C] in [0, 1].
+    """
+    return p_neg_map * scores ** gamma1
+
+
+def class_scores_of_gts(scores, gt_labels):
+    """The score of each GT's class at every location.
+
+    Args:
+        scores (Tensor[B, L, C]), gt_labels (Tensor[B, n] int).
+    Returns:
+        Tensor[B, n, L].
+    """
+    index = gt_labels.astype("int64").unsqueeze(-1).expand([-1, -1, scores.shape[1]])
+    return paddle.take_along_axis(scores.transpose([0, 2, 1]), index, axis=1)
+
+
+def _neg_log(x):
+    return -paddle.log(x.clip(min=LOG_CLAMP))
+
+
+def dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, gt_valid, num_classes,
+                  soft_prior=True, beta=BETA, mu=MU, norm_mu=NORM_MU_OFFICIAL, gamma1=GAMMA1, gamma2=GAMMA2):
+    """Un-normalised DW loss sums of one batch (steps 1-5 of the module docstring).
+
+    Args:
+        scores (Tensor[B, L, C]): cls * centerness probabilities.
+        ltrb (Tensor[B, L, 4]): predicted distances in pixels.
+        points (Tensor[L, 2]), point_strides (Tensor[L]).
+        gt_bboxes (Tensor[B, n, 4]), gt_labels (Tensor[B, n] int), gt_valid (Tensor[B, n] bool): padded GT.
+        num_classes (int).
+    Returns:
+        dict of 0-D Tensors: cls_pos, loc (sums over objects), cls_neg (sum), neg_factor (sum(1 - P_neg)),
+        num_gt (number of real objects).
+    """
+    batch, num_gt = gt_bboxes.shape[:2]
+    zero = paddle.zeros([], "float32")
+    if num_gt == 0:
+        p_neg_map = paddle.ones_like(scores)
+        pos = dict(cls_pos=zero, loc=zero, num_gt=zero)
+    else:
+        candidates = points_inside_boxes(points.unsqueeze(0).unsqueeze(0), gt_bboxes.unsqueeze(2))
+        candidates = candidates & gt_valid.unsqueeze(-1)
+        prior = center_prior(points, point_strides, gt_bboxes, candidates, soft_prior)
+        pred_boxes = fcos_base.distance_to_box(points.unsqueeze(0), ltrb).unsqueeze(1)  # [B, 1, L, 4]
+        gt_boxes = gt_bboxes.unsqueeze(2)  # [B, n, 1, 4]
+        reg_loss = fcos_base.giou_loss(pred_boxes, gt_boxes)  # [B, n, L]
+        with paddle.no_grad():
+            ious = aligned_iou(pred_boxes.detach(), gt_boxes, eps=IOU_EPS)
+        p_cls = class_scores_of_gts(scores, gt_labels)
+        p_loc, t = consistency(p_cls, reg_loss, beta)
+        w_pos = positive_weights(t, prior, mu, norm_mu)
+        p_neg = negative_probability(ious, candidates, gamma2)
+        p_neg_map = negative_probability_map(p_neg, gt_labels, num_classes)
+        # BCE(p_loc, 1) = -log(exp(-beta * reg_loss)) = beta * reg_loss, written out to keep its gradient exact.
+        pos = dict(cls_pos=POS_LOSS_WEIGHT * (w_pos * _neg_log(p_cls)).sum(),
+                   loc=POS_LOSS_WEIGHT * (w_pos * beta * reg_loss).sum(),
+                   num_gt=gt_valid.astype("float32").sum())
+    w_neg = negative_weights(p_neg_map, scores, gamma1)
+    pos["cls_neg"] = (w_neg * _neg_log(1 - scores)).sum()
+    pos["neg_factor"] = (1 - p_neg_map).sum()
+    return pos
+
+
+def reduce_mean(x):
+    """Mean of a 0-D tensor over all ranks (all_reduce when the world size is above 1), no gradient."""
+    x = x.detach()
+    world = dist.get_world_size()
+    if world > 1:
+        x = x.clone()
+        dist.all_reduce(x)
+        x = x / world
+    return x
+
+
+# --- box refinement ---------------------------------------------------------------------------------------------
+
+def refine_ltrb(ltrb, offsets, points, stride):
+    """Re-sample each side at a predicted boundary point (paper Fig. 4 / Eq. 9-10, official deform_sampling).
+
+    The coarse box of every location is decoded into a map of (x1, y1, x2, y2); for each side the refine
+    branch predicts a (dy, dx) shift, in strides, of that side's point: left (y, x - l), top (y - t, x),
+    right (y, x + r), bottom (y + b, x). Each coordinate map is sampled bilinearly at its side's point
+    (``deform_conv2d`` with a 1x1 all-ones kernel, one group per coordinate; zero outside the map) and turned
+    back into distances from the location, clipped at 0.
+
+    Args:
+        ltrb (Tensor[B, 4, H, W]): coarse distances in pixels.
+        offsets (Tensor[B, 8, H, W]): (dy, dx) of the left, top, right, bottom point, in strides.
+        points (Tensor[H*W, 2]): the level's locations (x, y), row-major.
+        stride (int|float).
+    Returns:
+        Tensor[B, 4, H, W]: refined distances in pixels.
+    """
+    height, width = ltrb.shape[2], ltrb.shape[3]
+    grid = points.transpose([1, 0]).reshape([1, 2, height, width])
+    x, y = grid[:, 0:1], grid[:, 1:2]
+    left, top, right, bottom = paddle.split(ltrb, 4, axis=1)
+    boxes = paddle.concat([x - left, y - top, x + right, y + bottom], axis=1)
+    d = ltrb / stride
+    o = paddle.split(offsets, 8, axis=1)
+    shift = paddle.concat([o[0], o[1] - d[:, 0:1], o[2] - d[:, 1:2], o[3],
+                           o[4], o[5] + d[:, 2:3], o[6] + d[:, 3:4], o[7]], axis=1)
+    weight = paddle.ones([4, 1, 1, 1], ltrb.dtype)
+    sampled = deform_conv2d(boxes, shift, weight, deformable_groups=4, groups=4)
+    x1, y1, x2, y2 = paddle.split(sampled, 4, axis=1)
+    return F.relu(paddle.concat([x - x1, y - y1, x2 - x, y2 - y], axis=1))
+
+
+# --- the head ---------------------------------------------------------------------------------------------------
+
+class DWHead(nn.Layer):
+    """FCOS-style head trained with DW's dual weighting; optional box refinement.
+
+    Towers of 3x3 conv + GN + ReLU; classification from the cls tower; ltrb regression (ReLU(Scale(x)) * stride),
+    centerness ("objectness") and, with refinement, 8 boundary-point offsets from the reg tower. The detection
+    score is sigmoid(cls) * sigmoid(centerness), in training (the losses) and in inference.
+
+    Used by ppdet's ``FCOS`` architecture: ``head(fpn_feats, inputs)`` in training returns the loss dict,
+    ``head(fpn_feats)`` then ``head.post_process(outs, scale_factor)`` in evaluation.
+
+    Args:
+        num_classes (int): C.
+        in_channels (int): FPN channels (from the neck when built from YAML).
+        feat_channels (int), num_convs (int), norm_groups (int): towers.
+        fpn_stride (list[int]): one stride per FPN level.
+        with_refine (bool): box refinement (official ``reg_refine``; True in the 42.1 AP setting).
+        soft_prior (bool): Gaussian centre prior kept soft (official default) or thresholded.
+        beta, mu, norm_mu, gamma1, gamma2 (float): see the module constants.
+        nms (MultiClassNMS): ppdet NMS (injected from YAML).
+        nms_pre (int): locations kept per level before NMS.
+    """
+    __shared__ = ["num_classes"]
+    __inject__ = ["nms"]
+
+    def __init__(self, num_classes=80, in_channels=256, feat_channels=256, num_convs=fcos_base.TOWER_NUM_CONVS,
+                 norm_groups=fcos_base.GN_GROUPS, fpn_stride=(8, 16, 32, 64, 128), with_refine=True,
+                 soft_prior=True, beta=BETA, mu=MU, norm_mu=NORM_MU_OFFICIAL, gamma1=GAMMA1, gamma2=GAMMA2,
+                 nms="MultiClassNMS", nms_pre=fcos_base.NMS_PRE):
+        super().__init__()
+        _check_args(num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,
+                    num_convs=num_convs, fpn_stride=fpn_stride, beta=beta, mu=mu, norm_mu=norm_mu,
+                    gamma1=gamma1, gamma2=gamma2)
+        self.num_classes = int(num_classes)
+        self.fpn_stride = [int(s) for s in fpn_stride]
+        self.with_refine = bool(with_refine)
+        self.soft_prior = bool(soft_prior)
+        self.beta, self.mu, self.norm_mu = float(beta), float(mu), float(norm_mu)
+        self.gamma1, self.gamma2 = float(gamma1), float(gamma2)
+        self.nms = nms
+        self.nms_pre = nms_pre
+        self.cls_tower = fcos_base.ConvTower(in_channels, feat_channels, num_convs, norm_groups)
+        self.reg_tower = fcos_base.ConvTower(in_channels, feat_channels, num_convs, norm_groups)
+        self.conv_cls = fcos_base.conv3x3(feat_channels, num_classes, fcos_base.prior_bias(CLS_PRIOR_PROB))
+        self.conv_reg = fcos_base.conv3x3(feat_channels, 4, REG_BIAS_INIT)
+        self.conv_centerness = fcos_base.conv3x3(feat_channels, 1, 0.0)
+        self.scales = nn.LayerList([fcos_base.Scale(1.0) for _ in self.fpn_stride])
+        self.reg_offset = fcos_base.conv3x3(feat_channels, 8, 0.0) if self.with_refine else None
+
+    @classmethod
+    def from_config(cls, cfg, input_shape):
+        return {"in_channels": input_shape[0].channels,
+                "fpn_stride": [int(round(s.stride)) for s in input_shape]}
+
+    def forward_coarse(self, feats):
+        """Raw per-level outputs before refinement.
+
+        Args:
+            feats (list[Tensor[B, in_channels, H_l, W_l]]).
+        Returns:
+            list of (cls_logits [B, C, H, W], ltrb [B, 4, H, W] pixels, centerness_logits [B, 1, H, W],
+            offsets [B, 8, H, W] | None) per level.
+        """
+        if len(feats) != len(self.fpn_stride):
+            raise ValueError(f"feats must have one map per fpn_stride ({len(self.fpn_stride)}), got {len(feats)}")
+        out = []
+        for x, scale, stride in zip(feats, self.scales, self.fpn_stride):
+            cls_feat = self.cls_tower(x)
+            reg_feat = self.reg_tower(x)
+            ltrb = F.relu(scale(self.conv_reg(reg_feat))) * stride
+            offsets = self.reg_offset(reg_feat) if self.with_refine else None
+            out.append((self.conv_cls(cls_feat), ltrb, self.conv_centerness(reg_feat), offsets))
+        return out
+
+    def forward(self, feats, targets=None):
+        """Training (targets given): the loss dict. Otherwise (cls_logits, ltrb, centerness_logits) lists."""
+        cls_list, ltrb_list, ctr_list = [], [], []
+        for (cls_logits, ltrb, ctr, offsets), stride in zip(self.forward_coarse(feats), self.fpn_stride):
+            if offsets is not None:
+                points = fcos_base.level_points(ltrb.shape[2], ltrb.shape[3], stride)
+                ltrb = refine_ltrb(ltrb, offsets, points, stride)
+            cls_list.append(cls_logits)
+            ltrb_list.append(ltrb)
+            ctr_list.append(ctr)
+        outs = (cls_list, ltrb_list, ctr_list)
+        if targets is not None and self.training:
+            return self.get_loss(outs, targets)
+        return outs
+
+    def get_loss(self, outs, targets):
+        """DW losses of a batch.
+
+        Args:
+            outs: (cls_logits, ltrb, centerness_logits) lists from forward.
+            targets (dict): gt_bbox [B, n, 4], gt_class [B, n, 1] int, pad_gt_mask [B, n, 1] (ppdet PadGT;
+                when absent, slots with an all-zero box are padding).
+        Returns:
+            dict: loss_cls_pos, loss_loc, loss_cls_neg and their sum loss.
+        """
+        cls_list, ltrb_list, ctr_list = outs
+        for key in ("gt_bbox", "gt_class"):
+            if key not in targets:
+                raise ValueError(f"targets must contain {key!r} (ppdet PadGT output), got keys {sorted(targets)}")
+        gt_bboxes, gt_labels = targets["gt_bbox"], targets["gt_class"]
+        pad_gt_mask = targets.get("pad_gt_mask")
+        if pad_gt_mask is None and isinstance(gt_bboxes, paddle.Tensor) and gt_bboxes.ndim == 3:
+            pad_gt_mask = (gt_bboxes.abs().sum(-1, keepdim=True) > 0).astype("float32")
+        valid = validation.check_gt(gt_labels, gt_bboxes, pad_gt_mask, self.num_classes)
+        if gt_bboxes.shape[0] != cls_list[0].shape[0]:
+            raise ValueError(f"gt_bbox has batch size {gt_bboxes.shape[0]}, the features {cls_list[0].shape[0]}")
+        points, point_strides, _ = fcos_base.multi_level_points(cls_list, self.fpn_stride)
+        scores = (F.sigmoid(fcos_base.flatten_levels(cls_list))
+                  * F.sigmoid(fcos_base.flatten_levels(ctr_list)))
+        ltrb = fcos_base.flatten_levels(ltrb_list)
+        terms = dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes.astype("float32"),
+                              gt_labels.squeeze(-1), paddle.to_tensor(valid), self.num_classes,
+                              self.soft_prior, self.beta, self.mu, self.norm_mu, self.gamma1, self.gamma2)
+        pos_avg = reduce_mean(terms["num_gt"]).clip(min=1.0)
+        neg_avg = reduce_mean(terms["neg_factor"]).clip(min=1.0)
+        losses = {"loss_cls_pos": terms["cls_pos"] / pos_avg,
+                  "loss_loc": terms["loc"] / pos_avg,
+                  "loss_cls_neg": terms["cls_neg"] / neg_avg}
+        losses["loss"] = losses["loss_cls_pos"] + losses["loss_loc"] + losses["loss_cls_neg"]
+        return losses
+
+    def post_process(self, outs, scale_factor):
+        """Boxes in original-image pixels: score = sigmoid(cls) * sigmoid(centerness), top-k per level, NMS.
+
+        Returns:
+            bbox_pred (Tensor[N, 6]) (class, score, x1, y1, x2, y2), bbox_num (Tensor[B]).
+        """
+        cls_list, ltrb_list, ctr_list = outs
+        scores, dists, points = [], [], []
+        for cls_logits, ltrb, ctr, stride in zip(cls_list, ltrb_list, ctr_list, self.fpn_stride):
+            scores.append((F.sigmoid(cls_logits) * F.sigmoid(ctr)).flatten(2).transpose([0, 2, 1]))
+            dists.append(ltrb.flatten(2).transpose([0, 2, 1]))
+            points.append(fcos_base.level_points(ltrb.shape[2], ltrb.shape[3], stride))
+        return fcos_base.post_process(scores, dists, points, scale_factor, self.nms, self.nms_pre)
+
+
+def _check_args(**kwargs):
+    """ValueError naming the first bad constructor argument."""
+    for name in ("num_classes", "in_channels", "feat_channels", "num_convs"):
+        value = kwargs[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    strides = kwargs["fpn_stride"]
+    if (not isinstance(strides, (list, tuple)) or not strides
+            or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0 for s in strides)):
+        raise ValueError(f"fpn_stride must be a non-empty list of positive strides, got {strides!r}")
+    for name in ("beta", "mu", "norm_mu", "gamma1", "gamma2"):
+        value = kwargs[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+registry.add(DWHead)
