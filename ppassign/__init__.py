@@ -8,6 +8,7 @@ from .atss_assigner import ATSSAssigner
 from .task_aligned_assigner import TaskAlignedAssigner
 from . import registry
 from . import data  # noqa: F401  (built-in synthetic dataset, registers SyntheticCOCODataSet)
+from . import dw_head  # noqa: F401  (registers DWHead)
 from . import autoassign_head  # noqa: F401  (registers AutoAssignHead)
 
 __version__ = "0.1.0"
