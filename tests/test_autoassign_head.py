@@ -1,0 +1,337 @@
+import json
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+import ppassign  # noqa: F401  (shims + registration)
+from ppassign import autoassign_head as aa
+from ppassign import fcos_base as fb
+from ppdet.modeling.layers import MultiClassNMS
+
+C = 3
+STRIDES = [8, 16]
+
+
+def t(x, dtype="float32"):
+    return paddle.to_tensor(np.asarray(x, dtype=dtype))
+
+
+def make_head(**kw):
+    args = dict(num_classes=C, in_channels=16, feat_channels=16, num_convs=1, num_groups=4, fpn_stride=STRIDES,
+                nms=MultiClassNMS(score_threshold=0.05, keep_top_k=100, nms_threshold=0.6))
+    args.update(kw)
+    return aa.AutoAssignHead(**args)
+
+
+def grid_points():
+    """Points of a 4x4 level (stride 8) and a 2x2 level (stride 16): L = 20."""
+    pts = [fb.level_points(4, 4, 8), fb.level_points(2, 2, 16)]
+    strides = paddle.concat([paddle.full([16], 8.0), paddle.full([4], 16.0)])
+    return pts, paddle.concat(pts), strides
+
+
+# ---------------------------------------------------------------------------------------------- weight maps
+def test_positive_weights_sum_to_one_over_each_objects_locations():
+    _, points, strides = grid_points()
+    gts = t([[2, 3, 27, 30], [10, 8, 31, 29]])
+    labels = t([1, 0], "int64")
+    inside = aa.inside_boxes(points, gts)
+    prior, in_s = aa.center_weights(points, strides, gts, labels, t(np.full([C, 2], 0.3)),
+                                    t(np.full([C, 2], 1.2)), inside)
+    rng = np.random.RandomState(0)
+    _, w_pos = aa.positive_loss(t(rng.rand(2, 20)), t(rng.rand(2, 20) * 2), prior, in_s)
+    w = w_pos.numpy()
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
+    assert (w[~in_s.numpy()] == 0).all()
+    assert (w[in_s.numpy()] > 0).all()
+
+
+def test_negative_weights_in_unit_range_one_outside_zero_at_best_iou():
+    in_s = t([[1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]], "bool")
+    best_iou = t([0.2, 0.7, 0.4, 0.1, 0.9, 0.95])
+    labels = t([2, 0], "int64")
+    w = aa.negative_weights(best_iou, in_s, labels, C).numpy()  # [L, C]
+    assert w.shape == (6, C) and (w >= 0).all() and (w <= 1).all()
+    np.testing.assert_allclose(w[1, 2], 0, atol=1e-6)  # object 0's best IoU (0.7) among locations 0-2
+    np.testing.assert_allclose(w[4, 0], 0, atol=1e-6)  # object 1's best IoU (0.9) among locations 2-4
+    np.testing.assert_allclose(w[0, 2], 1, atol=1e-6)  # object 0's worst location
+    np.testing.assert_allclose(w[5], 1)  # outside every box: 1 even with the highest IoU
+    np.testing.assert_allclose(w[:, 1], 1)  # class without objects
+    np.testing.assert_allclose(w[3:, 2], 1)  # outside object 0, on its class channel
+
+
+def test_negative_weights_same_class_overlap_takes_the_smaller_weight():
+    in_s = t([[1, 1, 1], [0, 1, 1]], "bool")
+    best_iou = t([0.1, 0.5, 0.9])
+    w = aa.negative_weights(best_iou, in_s, t([0, 0], "int64"), 1).numpy()[:, 0]
+    # object 0 gives location 1 a weight in (0, 1); object 1 gives it 1 (its worst): the smaller wins.
+    assert 0 < w[1] < 1
+    np.testing.assert_allclose(w[2], 0, atol=1e-6)
+
+
+def test_negative_weights_without_objects_are_all_one():
+    w = aa.negative_weights(t([0.3, 0.5]), paddle.zeros([0, 2], "bool"), paddle.zeros([0], "int64"), C)
+    np.testing.assert_array_equal(w.numpy(), np.ones([2, C]))
+
+
+def test_center_prior_peaks_at_learned_mu_on_every_level():
+    _, points, strides = grid_points()
+    gts = t([[0, 0, 48, 48]])  # centre (24, 24)
+    mu = t([[0.0, 0.0], [-1.0, -1.0], [0.0, 0.0]])  # class 1: one stride up-left of the centre
+    prior, _ = aa.center_weights(points, strides, gts, t([1], "int64"), mu, t(np.ones([C, 2])),
+                                 aa.inside_boxes(points, gts))
+    prior = prior.numpy()[0]
+    # stride 8: (20, 20) -> d = (-0.5, -0.5); (12, 12) -> (-1.5, -1.5); stride 16: (8, 8) -> (-1, -1) = mu.
+    pts = points.numpy()
+    at_mu = np.flatnonzero((pts[:, 0] == 8) & (pts[:, 1] == 8) & (strides.numpy() == 16))[0]
+    np.testing.assert_allclose(prior[at_mu], 1.0, rtol=1e-6)
+    assert prior.argmax() == at_mu
+    l8 = np.flatnonzero((pts[:, 0] == 20) & (pts[:, 1] == 20) & (strides.numpy() == 8))[0]
+    np.testing.assert_allclose(prior[l8], np.exp(-0.25), rtol=1e-6)
+
+
+def test_force_topk_gives_tiny_boxes_locations():
+    _, points, strides = grid_points()
+    gts = t([[5, 5, 7, 6], [0, 0, 30, 30]])  # no location strictly inside the first box
+    labels = t([0, 0], "int64")
+    inside = aa.inside_boxes(points, gts)
+    assert not inside.numpy()[0].any()
+    _, in_s = aa.center_weights(points, strides, gts, labels, paddle.zeros([C, 2]), paddle.ones([C, 2]),
+                                inside, force_topk=3)
+    assert in_s.numpy()[0].sum() == 3
+    np.testing.assert_array_equal(in_s.numpy()[1], inside.numpy()[1])  # unchanged where locations exist
+    _, in_s_off = aa.center_weights(points, strides, gts, labels, paddle.zeros([C, 2]), paddle.ones([C, 2]),
+                                    inside, force_topk=0)
+    assert in_s_off.numpy()[0].sum() == 0
+
+
+# ---------------------------------------------------------------------------------------- full loss vs NumPy
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _np_giou(p, g, eps=fb.GIOU_EPS):
+    ap = (p[2] - p[0]) * (p[3] - p[1])
+    ag = (g[2] - g[0]) * (g[3] - g[1])
+    iw = max(min(p[2], g[2]) - max(p[0], g[0]), 0)
+    ih = max(min(p[3], g[3]) - max(p[1], g[1]), 0)
+    inter = iw * ih
+    union = ap + ag - inter + eps
+    enclose = (max(p[2], g[2]) - min(p[0], g[0])) * (max(p[3], g[3]) - min(p[1], g[1])) + eps
+    return inter / union, inter / union - (enclose - union) / enclose
+
+
+def numpy_losses(cls_logit, obj_logit, ltrb, points, strides, images, mu, sigma, force_topk):
+    """Plain re-computation of AutoAssign's losses from the formulas (paper eq. 1-12, MMDetection weights)."""
+    tau, lam, gamma, eps = 1 / 3, 5.0, 2.0, 1e-12
+    batch, num_points, _ = cls_logit.shape
+    pos_sum, neg_sum, mass_sum, num_obj, centers = 0.0, 0.0, 0.0, 0, []
+    for b in range(batch):
+        prob = _sig(cls_logit[b]) * _sig(obj_logit[b])[:, None]
+        pred = np.stack([points[:, 0] - ltrb[b, :, 0], points[:, 1] - ltrb[b, :, 1],
+                         points[:, 0] + ltrb[b, :, 2], points[:, 1] + ltrb[b, :, 3]], 1)
+        boxes, labels = images[b]
+        n = len(boxes)
+        num_obj += n
+        w_neg = np.ones_like(prob)
+        if n == 0:
+            q = prob
+            neg_sum += (q ** gamma * -np.log(1 - q)).sum()
+            centers.append(0.0)
+            continue
+        iou = np.zeros([n, num_points])
+        giou = np.zeros([n, num_points])
+        for j in range(n):
+            for i in range(num_points):
+                iou[j, i], giou[j, i] = _np_giou(pred[i], boxes[j])
+        best = iou.max(0)
+        mass, with_s = 0.0, 0
+        for j in range(n):
+            x1, y1, x2, y2 = boxes[j]
+            inside = np.minimum.reduce([points[:, 0] - x1, points[:, 1] - y1, x2 - points[:, 0],
+                                        y2 - points[:, 1]]) > 0
+            centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+            d = (points - centre) / strides[:, None]
+            g = np.exp(-(((d - mu[labels[j]]) ** 2) / (2 * sigma[labels[j]] ** 2)).sum(1))
+            if not inside.any() and force_topk:
+                inside = np.zeros(num_points, bool)
+                inside[np.argsort(-g, kind="stable")[:force_topk]] = True
+            if not inside.any():
+                continue
+            with_s += 1
+            prior = g * inside
+            mass += prior.sum()
+            joint = prob[:, labels[j]] * np.exp(-lam * (1 - giou[j]))
+            w = np.exp(joint / tau) * prior
+            w = w / w.sum()
+            pos_sum += -np.log((w * joint).sum())
+            v = 1 / (1 - best[inside])
+            norm = (v - v.min() + eps) / (v.max() - v.min() + eps)
+            idx = np.flatnonzero(inside)
+            w_neg[idx, labels[j]] = np.minimum(w_neg[idx, labels[j]], 1 - norm)
+        q = prob * w_neg
+        neg_sum += (q ** gamma * -np.log(1 - q)).sum()
+        mass_sum += mass
+        centers.append(with_s / mass)
+    return {"loss_pos": pos_sum / max(num_obj, 1) * 0.25,
+            "loss_neg": neg_sum / max(mass_sum, 1) * 0.75,
+            "loss_center": sum(centers) / batch * 0.75}
+
+
+def fixed_case(seed=0):
+    rng = np.random.RandomState(seed)
+    pts_list, points, strides = grid_points()
+    cls_logit = rng.randn(2, 20, C).astype("float32")
+    obj_logit = rng.randn(2, 20).astype("float32")
+    ltrb = (rng.rand(2, 20, 4) * 20 + 2).astype("float32")
+    gt_bbox = np.zeros([2, 3, 4], "float32")
+    gt_bbox[0] = [[2, 3, 27, 30], [10, 8, 31, 29], [5, 5, 7, 6]]  # two overlapping class-1 boxes + a tiny one
+    gt_class = np.zeros([2, 3, 1], "int32")
+    gt_class[0, :, 0] = [1, 1, 2]
+    mask = np.zeros([2, 3, 1], "float32")
+    mask[0] = 1  # image 1 has no objects
+    mu = (rng.randn(C, 2) * 0.3).astype("float32")
+    sigma = (rng.rand(C, 2) + 0.7).astype("float32")
+    return dict(pts_list=pts_list, points=points, strides=strides, cls_logit=cls_logit, obj_logit=obj_logit,
+                ltrb=ltrb, gt_bbox=gt_bbox, gt_class=gt_class, mask=mask, mu=mu, sigma=sigma)
+
+
+def to_outs(case):
+    """Head outputs (per-level [B, X, H, W] maps) holding the case's flat [B, L, X] values."""
+    def levels(flat):
+        x = paddle.to_tensor(flat)
+        return [x[:, :16].transpose([0, 2, 1]).reshape([2, -1, 4, 4]),
+                x[:, 16:].transpose([0, 2, 1]).reshape([2, -1, 2, 2])]
+    return (levels(case["cls_logit"]), levels(case["ltrb"]), levels(case["obj_logit"][..., None]),
+            case["pts_list"])
+
+
+def targets_of(case):
+    return {"gt_bbox": t(case["gt_bbox"]), "gt_class": t(case["gt_class"], "int32"),
+            "pad_gt_mask": t(case["mask"])}
+
+
+@pytest.mark.parametrize("force_topk", [0, 3])
+def test_losses_equal_numpy_recomputation(force_topk):
+    case = fixed_case()
+    head = make_head(force_topk=force_topk)
+    head.mu.set_value(case["mu"])
+    head.sigma.set_value(case["sigma"])
+    losses = head.get_loss(to_outs(case), targets_of(case))
+    images = [(case["gt_bbox"][0].astype("float64"), case["gt_class"][0, :, 0]), (np.zeros([0, 4]), [])]
+    expected = numpy_losses(case["cls_logit"].astype("float64"), case["obj_logit"].astype("float64"),
+                            case["ltrb"].astype("float64"), case["points"].numpy().astype("float64"),
+                            case["strides"].numpy().astype("float64"), images, case["mu"].astype("float64"),
+                            case["sigma"].astype("float64"), force_topk)
+    for key, value in expected.items():
+        np.testing.assert_allclose(float(losses[key]), value, rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+# ------------------------------------------------------------------------------------------ whole head
+def feats(batch=2, seed=0):
+    paddle.seed(seed)
+    return [paddle.rand([batch, 16, 8, 8]), paddle.rand([batch, 16, 4, 4])]
+
+
+def test_gradients_reach_prior_objectness_and_towers():
+    head = make_head()
+    head.train()
+    case = fixed_case()
+    losses = head(feats(), targets_of(case))
+    assert set(losses) == {"loss_pos", "loss_neg", "loss_center", "loss"}
+    losses["loss"].backward()
+    for name, param in [("mu", head.mu), ("sigma", head.sigma), ("obj_conv", head.obj_conv.weight),
+                        ("cls_conv", head.cls_conv.weight), ("reg_conv", head.reg_conv.weight),
+                        ("cls_tower", head.cls_tower[0].weight), ("reg_tower", head.reg_tower[0].weight),
+                        ("scale", head.scales[0].scale)]:
+        assert param.grad is not None and float(param.grad.abs().sum()) > 0, name
+
+
+def test_zero_object_images_and_batches_give_finite_losses():
+    head = make_head()
+    head.train()
+    case = fixed_case()
+    for targets in (targets_of(case),  # image 1 has none
+                    {"gt_bbox": paddle.zeros([2, 3, 4]), "gt_class": paddle.zeros([2, 3, 1], "int32"),
+                     "pad_gt_mask": paddle.zeros([2, 3, 1])},
+                    # what ppdet's PadGT yields when no image of the batch has a box
+                    {"gt_bbox": paddle.zeros([2, 0, 4]), "gt_class": paddle.zeros([2, 0, 1], "int32"),
+                     "pad_gt_mask": paddle.zeros([2, 0, 1])}):
+        losses = head(feats(), targets)
+        for key, value in losses.items():
+            assert np.isfinite(float(value)), key
+        losses["loss"].backward()
+        assert head.mu.grad is not None
+        head.clear_gradients()
+
+
+def test_post_process_returns_boxes_in_original_image_pixels():
+    head = make_head()
+    head.eval()
+    # a confident class-2 object at the first stride-8 location
+    outs = head(feats(batch=1))
+    cls_logits, ltrbs, obj_logits, points = outs
+    cls_logits = [paddle.full_like(c, -10.0) for c in cls_logits]
+    obj_logits = [paddle.full_like(o, 10.0) for o in obj_logits]
+    cls_logits[0][0, 2, 0, 0] = 10.0
+    ltrbs = [paddle.full_like(d, 4.0) for d in ltrbs]
+    bbox, num = head.post_process((cls_logits, ltrbs, obj_logits, points), t([[2.0, 4.0]]))
+    assert int(num.numpy()[0]) == 1
+    np.testing.assert_allclose(bbox.numpy()[0], [2, _sig(10) ** 2, 0, 0, 2, 4], rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("key, value, name", [
+    ("gt_bbox", paddle.zeros([2, 3]), "gt_bbox"),
+    ("gt_class", paddle.zeros([2, 2, 1], "int32"), "gt_class"),
+    ("gt_class", paddle.full([2, 3, 1], C, "int32"), "gt_class"),
+    ("gt_class", paddle.full([2, 3, 1], -1, "int32"), "gt_class"),
+    ("pad_gt_mask", paddle.ones([2, 3]), "pad_gt_mask"),
+])
+def test_bad_targets_raise_value_error_naming_the_argument(key, value, name):
+    head = make_head()
+    head.train()
+    targets = targets_of(fixed_case())
+    targets["pad_gt_mask"] = paddle.ones([2, 3, 1])
+    targets[key] = value
+    with pytest.raises(ValueError, match=name):
+        head(feats(), targets)
+
+
+def test_bad_features_raise_value_error():
+    head = make_head()
+    with pytest.raises(ValueError, match="fpn_feats"):
+        head(feats()[:1])
+    with pytest.raises(ValueError, match=r"fpn_feats\[1\]"):
+        head([paddle.rand([1, 16, 8, 8]), paddle.rand([1, 8, 4, 4])])
+
+
+def test_bad_constructor_arguments_raise():
+    with pytest.raises(ValueError, match="num_classes"):
+        make_head(num_classes=0)
+    with pytest.raises(ValueError, match="temperature"):
+        make_head(temperature=0)
+
+
+# ------------------------------------------------------------------------------------ through ppdet's YAML
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "autoassign", "autoassign_synthetic.yml")
+
+
+def test_synthetic_config_builds_fcos_with_autoassign_head(tmp_path):
+    from ppdet.core.workspace import create, load_config
+    cfg = load_config(CONFIG)
+    model = create(cfg.architecture)
+    assert type(model).__name__ == "FCOS"
+    assert isinstance(model.fcos_head, aa.AutoAssignHead)
+    model.train()
+    image = paddle.rand([2, 3, 64, 64])
+    inputs = {"image": image, "gt_bbox": t([[[4, 4, 40, 30]], [[10, 10, 60, 50]]]),
+              "gt_class": t([[[1]], [[4]]], "int32"), "pad_gt_mask": paddle.ones([2, 1, 1]),
+              "im_shape": t([[64, 64]] * 2), "scale_factor": t([[1, 1]] * 2)}
+    losses = model(inputs)
+    assert np.isfinite(float(losses["loss"]))
+    model.eval()
+    out = model({"image": image, "im_shape": inputs["im_shape"], "scale_factor": inputs["scale_factor"]})
+    assert out["bbox"].shape[-1] == 6 and out["bbox_num"].shape == [2]
