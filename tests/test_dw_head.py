@@ -1,0 +1,381 @@
+"""DWHead (ppassign/dw_head.py): the dual weights, the loss against a NumPy re-computation, box refinement,
+empty ground truth, a short training run, ppdet YAML use, and input checks."""
+import contextlib
+import io
+import math
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+import ppassign  # noqa: F401  (registers DWHead)
+from ppassign import dw_head as dw
+from ppassign.dw_head import DWHead
+
+NUM_CLASSES = 3
+STRIDES = [8, 16]
+FEAT_SIZES = [(6, 7), (3, 4)]  # input 48 x 56
+
+
+def _small_head(with_refine=True, **kwargs):
+    paddle.seed(0)
+    return DWHead(num_classes=NUM_CLASSES, in_channels=8, feat_channels=8, num_convs=1, norm_groups=2,
+                  fpn_stride=STRIDES, with_refine=with_refine, nms=None, **kwargs)
+
+
+def _feats(batch=2, seed=1):
+    rng = np.random.default_rng(seed)
+    return [paddle.to_tensor(rng.normal(size=(batch, 8, h, w)).astype("float32")) for h, w in FEAT_SIZES]
+
+
+def _targets():
+    """Image 0: one object (+ a padding slot); image 1: two overlapping objects of one class."""
+    return dict(gt_bbox=paddle.to_tensor([[[3.3, 5.1, 40.2, 30.7], [0, 0, 0, 0]],
+                                          [[10.4, 9.6, 50.3, 44.2], [4.1, 13.3, 29.7, 47.9]]], "float32"),
+                gt_class=paddle.to_tensor([[[1], [0]], [[2], [2]]], "int32"),
+                pad_gt_mask=paddle.to_tensor([[[1], [0]], [[1], [1]]], "float32"))
+
+
+# --- NumPy re-computation (float64, loops as in the official code) -------------------------------------------
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _np_points():
+    pts, strides = [], []
+    for (h, w), s in zip(FEAT_SIZES, STRIDES):
+        ys, xs = np.meshgrid((np.arange(h) + 0.5) * s, (np.arange(w) + 0.5) * s, indexing="ij")
+        pts.append(np.stack([xs.ravel(), ys.ravel()], -1))
+        strides.append(np.full(h * w, s, float))
+    return np.concatenate(pts), np.concatenate(strides)
+
+
+def _np_bilinear(img, y, x):
+    """Bilinear sample of img [H, W] at (y, x) with zeros outside (deformable-conv convention)."""
+    height, width = img.shape
+    if y <= -1 or x <= -1 or y >= height or x >= width:
+        return 0.0
+    y0, x0 = math.floor(y), math.floor(x)
+    out = 0.0
+    for yy, wy in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
+        for xx, wx in ((x0, 1 - (x - x0)), (x0 + 1, x - x0)):
+            if 0 <= yy < height and 0 <= xx < width:
+                out += wy * wx * img[yy, xx]
+    return out
+
+
+def _np_refine(ltrb, offsets, stride):
+    """ltrb [B, 4, H, W] px, offsets [B, 8, H, W] -> refined ltrb (paper Fig. 4, official deform_sampling)."""
+    batch, _, height, width = ltrb.shape
+    out = np.zeros_like(ltrb)
+    for b in range(batch):
+        ys, xs = np.meshgrid((np.arange(height) + 0.5) * stride, (np.arange(width) + 0.5) * stride, indexing="ij")
+        l, t, r, bo = ltrb[b]
+        coords = [xs - l, ys - t, xs + r, ys + bo]
+        for i in range(height):
+            for j in range(width):
+                o = offsets[b, :, i, j]
+                d = ltrb[b, :, i, j] / stride
+                pts = [(i + o[0], j + o[1] - d[0]), (i + o[2] - d[1], j + o[3]),
+                       (i + o[4], j + o[5] + d[2]), (i + o[6] + d[3], j + o[7])]
+                x1, y1, x2, y2 = [_np_bilinear(coords[c], *pts[c]) for c in range(4)]
+                px, py = xs[i, j], ys[i, j]
+                out[b, :, i, j] = np.maximum([px - x1, py - y1, x2 - px, y2 - py], 0)
+    return out
+
+
+def _np_iou_giou(p, g, eps):
+    area_p = max(p[2] - p[0], 0) * max(p[3] - p[1], 0)
+    area_g = max(g[2] - g[0], 0) * max(g[3] - g[1], 0)
+    inter = max(min(p[2], g[2]) - max(p[0], g[0]), 0) * max(min(p[3], g[3]) - max(p[1], g[1]), 0)
+    union = area_p + area_g - inter + eps
+    enclose = max(max(p[2], g[2]) - min(p[0], g[0]), 0) * max(max(p[3], g[3]) - min(p[1], g[1]), 0) + eps
+    return inter / union, inter / union - (enclose - union) / enclose
+
+
+def _np_loss(cls_logits, ltrb, ctr, gt_bbox, gt_class, pad, norm_mu=3.0):
+    """DW loss of flattened outputs cls [B, L, C], ltrb [B, L, 4], ctr [B, L, 1] (official formulas)."""
+    points, pstrides = _np_points()
+    scores = _sigmoid(cls_logits) * _sigmoid(ctr)
+    k = 1 / (0.5 ** 2 - 1)
+    cls_pos = loc = neg = neg_factor = 0.0
+    num_gt = int(pad.sum())
+    high_iou = 0  # candidates on the decreasing part of P_neg
+    for b in range(scores.shape[0]):
+        s = scores[b]
+        p_neg_map = np.ones_like(s)
+        boxes = np.stack([points[:, 0] - ltrb[b, :, 0], points[:, 1] - ltrb[b, :, 1],
+                          points[:, 0] + ltrb[b, :, 2], points[:, 1] + ltrb[b, :, 3]], -1)
+        for j in range(gt_bbox.shape[1]):
+            if not pad[b, j]:
+                continue
+            g, c = gt_bbox[b, j], int(gt_class[b, j])
+            inside = ((points[:, 0] > g[0]) & (points[:, 1] > g[1]) & (points[:, 0] < g[2]) & (points[:, 1] < g[3]))
+            centre = np.array([(g[0] + g[2]) / 2, (g[1] + g[3]) / 2])
+            dist = (points - centre) / pstrides[:, None]
+            prior = np.exp(-(dist ** 2).sum(-1) / (2 * 1.11 ** 2)) * inside
+            ious = np.zeros(len(points))
+            reg = np.zeros(len(points))
+            for i in range(len(points)):
+                iou, giou = _np_iou_giou(boxes[i], g, 1e-6)
+                ious[i], reg[i] = iou, 1 - giou
+            p_cls = s[:, c]
+            p_loc = np.exp(-5 * reg)
+            t = p_cls * p_loc
+            w_pos = np.exp(5 * t) * t * prior / max((np.exp(norm_mu * t) * t * prior).sum(), 1e-12)
+            cls_pos += 0.25 * (w_pos * -np.log(p_cls)).sum()
+            loc += 0.25 * (w_pos * -np.log(p_loc)).sum()
+            if inside.any():
+                x = k * ious[inside] ** 2 - k
+                t1, t2 = x.min(), min(1.0, x.max())
+                y = (x - t1 + 1e-12) / (t2 - t1 + 1e-12)
+                y[ious[inside] < 0.5] = 1
+                high_iou += int((ious[inside] >= 0.5).sum())
+                idx = np.nonzero(inside)[0]
+                p_neg_map[idx, c] = np.minimum(p_neg_map[idx, c], y)
+        neg += (p_neg_map * s ** 2 * -np.log(1 - s)).sum()
+        neg_factor += (1 - p_neg_map).sum()
+    out = dict(loss_cls_pos=cls_pos / max(num_gt, 1), loss_loc=loc / max(num_gt, 1),
+               loss_cls_neg=neg / max(neg_factor, 1))
+    out["loss"] = sum(out.values())
+    return out, high_iou
+
+
+def _flat(maps):
+    return np.concatenate([m.reshape(m.shape[0], m.shape[1], -1).transpose(0, 2, 1) for m in maps], 1)
+
+
+# --- weights on hand-made inputs ----------------------------------------------------------------------------
+
+def test_positive_weights_sum_to_one_per_object_with_paper_normaliser():
+    t = paddle.to_tensor([[[0.2, 0.5, 0.9, 0.4], [0.3, 0.3, 0.1, 0.0]]])
+    prior = paddle.to_tensor([[[1.0, 0.5, 0.8, 0.0], [0.2, 0.9, 1.0, 0.0]]])
+    w = dw.positive_weights(t, prior, mu=dw.MU, norm_mu=dw.MU).numpy()
+    np.testing.assert_allclose(w.sum(-1), [[1.0, 1.0]], rtol=1e-6)
+    assert w[0, 0, 3] == 0 and w[0, 1, 3] == 0  # outside the candidates (prior 0)
+    assert w[0, 0, 2] > w[0, 0, 1] > w[0, 0, 0]  # larger consistency, larger weight
+
+
+def test_positive_weights_official_normaliser_scales_up_by_at_most_e_to_2t():
+    t = paddle.to_tensor([[[0.2, 0.5, 0.9]]])
+    prior = paddle.to_tensor([[[1.0, 0.5, 0.8]]])
+    paper = dw.positive_weights(t, prior, mu=dw.MU, norm_mu=dw.MU).numpy()
+    official = dw.positive_weights(t, prior).numpy()
+    total = official.sum()
+    assert 1.0 < total < math.exp(2 * 0.9)
+    ratio = official / paper
+    np.testing.assert_allclose(ratio, np.full_like(ratio, ratio[0, 0, 0]), rtol=1e-5)  # same ranking
+
+
+def test_positive_weights_zero_for_object_without_candidates():
+    w = dw.positive_weights(paddle.to_tensor([[[0.5, 0.7]]]), paddle.zeros([1, 1, 2])).numpy()
+    assert np.isfinite(w).all() and (w == 0).all()
+
+
+def test_negative_probability_one_below_half_iou_and_zero_at_full_iou():
+    ious = paddle.to_tensor([[[0.0, 0.3, 0.49, 0.6, 0.8, 1.0]]])
+    candidates = paddle.to_tensor([[[True] * 6]])
+    p = dw.negative_probability(ious, candidates).numpy()[0, 0]
+    np.testing.assert_array_equal(p[:3], 1.0)
+    assert p[5] < 1e-6
+    assert 1.0 >= p[3] > p[4] > p[5]  # decreasing above 0.5
+    curve = dw.negative_probability_curve(paddle.to_tensor([0.5, 1.0])).numpy()
+    np.testing.assert_allclose(curve, [1.0, 0.0], atol=1e-6)  # through (0.5, 1) and (1, 0)
+
+
+def test_negative_probability_is_one_outside_candidates():
+    ious = paddle.to_tensor([[[0.9, 0.95, 0.7]]])
+    candidates = paddle.to_tensor([[[False, True, True]]])
+    p = dw.negative_probability(ious, candidates).numpy()[0, 0]
+    assert p[0] == 1.0 and p[1] < 1e-6 and p[2] > 0.9
+
+
+def test_negative_weights_lie_in_unit_interval():
+    rng = np.random.default_rng(0)
+    ious = paddle.to_tensor(rng.uniform(0, 1, (2, 3, 50)).astype("float32"))
+    candidates = paddle.to_tensor(rng.uniform(size=(2, 3, 50)) < 0.6)
+    labels = paddle.to_tensor(rng.integers(0, 4, (2, 3)))
+    p_map = dw.negative_probability_map(dw.negative_probability(ious, candidates), labels, 4)
+    scores = paddle.to_tensor(rng.uniform(0, 1, (2, 50, 4)).astype("float32"))
+    w = dw.negative_weights(p_map, scores).numpy()
+    assert w.shape == (2, 50, 4)
+    assert (w >= 0).all() and (w <= 1).all()
+    assert (p_map.numpy() < 1).any()
+
+
+def test_same_positive_weight_different_iou_gives_different_negative_weight():
+    # Two candidates of one object with equal consistency t = s * p_loc (so equal w_pos): A is well localised
+    # (IoU 0.9) with a low score, B badly localised (IoU 0.6) with a high score (paper Fig. 1); a third
+    # candidate has IoU 0.3.
+    iou = np.array([0.9, 0.6, 0.3])
+    reg_loss = paddle.to_tensor((1 - iou)[None, None].astype("float32"))  # GIoU = IoU for nested boxes
+    p_loc = np.exp(-dw.BETA * (1 - iou))
+    score = (0.2 * p_loc[0] / p_loc).clip(max=1)
+    p_cls = paddle.to_tensor(score[None, None].astype("float32"))
+    _, t = dw.consistency(p_cls, reg_loss)
+    np.testing.assert_allclose(t.numpy()[0, 0, 0], t.numpy()[0, 0, 1], rtol=1e-5)
+    w_pos = dw.positive_weights(t, paddle.ones([1, 1, 3])).numpy()[0, 0]
+    np.testing.assert_allclose(w_pos[0], w_pos[1], rtol=1e-5)
+    p_neg = dw.negative_probability(paddle.to_tensor(iou[None, None].astype("float32")),
+                                    paddle.ones([1, 1, 3], "bool"))
+    w_neg = dw.negative_weights(p_neg.transpose([0, 2, 1]), p_cls.transpose([0, 2, 1])).numpy()[0, :, 0]
+    assert w_neg[0] < 1e-6  # the best-IoU candidate is (almost) never a negative
+    assert w_neg[1] > 0.5  # the badly localised, confident one is pushed down
+
+
+def test_negative_map_keeps_smallest_for_same_class_objects_and_one_elsewhere():
+    p_neg = paddle.to_tensor([[[0.2, 1.0, 0.7], [0.5, 0.1, 1.0]]])
+    labels = paddle.to_tensor([[1, 1]])
+    p_map = dw.negative_probability_map(p_neg, labels, 3).numpy()[0]
+    np.testing.assert_allclose(p_map[:, 1], [0.2, 0.1, 0.7])
+    np.testing.assert_array_equal(p_map[:, [0, 2]], 1.0)
+
+
+# --- the loss against NumPy ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("with_refine", [False, True])
+def test_loss_equals_numpy_recomputation(with_refine):
+    head = _small_head(with_refine)
+    head.train()
+    rng = np.random.default_rng(2)
+    for param in head.parameters():  # spread the scores and boxes beyond the initial near-constants
+        param.set_value(param + paddle.to_tensor(rng.normal(0, 0.05, param.shape).astype("float32")))
+    head.conv_reg.bias.set_value(paddle.full([4], 1.6))  # boxes of about the GTs' size: some IoU >= 0.5
+    feats = _feats()
+    coarse = head.forward_coarse(feats)
+    losses = head(feats, _targets())
+    cls_maps = [c[0].numpy().astype(float) for c in coarse]
+    ctr_maps = [c[2].numpy().astype(float) for c in coarse]
+    ltrb_maps = [c[1].numpy().astype(float) for c in coarse]
+    if with_refine:
+        ltrb_maps = [_np_refine(ltrb, c[3].numpy().astype(float), s)
+                     for ltrb, c, s in zip(ltrb_maps, coarse, STRIDES)]
+    tg = {k: v.numpy() for k, v in _targets().items()}
+    ref, high_iou = _np_loss(_flat(cls_maps), _flat(ltrb_maps), _flat(ctr_maps), tg["gt_bbox"].astype(float),
+                   tg["gt_class"][..., 0], tg["pad_gt_mask"][..., 0] > 0)
+    for key, value in ref.items():
+        np.testing.assert_allclose(float(losses[key]), value, rtol=1e-5, atol=1e-5, err_msg=key)
+    assert ref["loss_cls_pos"] > 0 and ref["loss_loc"] > 0 and ref["loss_cls_neg"] > 0
+    assert high_iou > 0  # the fixture exercises the IoU-dependent part of P_neg
+
+
+def test_refinement_changes_boxes_when_enabled():
+    feats = _feats()
+    coarse = _small_head(True).forward_coarse(feats)
+    refined = _small_head(True)(feats)[1]
+    assert not np.allclose(refined[0].numpy(), coarse[0][1].numpy())
+    unrefined = _small_head(False)(feats)[1]
+    np.testing.assert_allclose(unrefined[0].numpy(), coarse[0][1].numpy())
+
+
+def test_refinement_with_zero_offsets_keeps_a_box_all_locations_agree_on():
+    # Every location predicts the same box, whose sides lie between the first and last cell centres: each
+    # boundary point then samples that same box, so refinement changes nothing (up to the clip at 0).
+    stride, height, width = 8, 5, 6
+    from ppassign import fcos_base
+    points = fcos_base.level_points(height, width, stride)
+    box = paddle.to_tensor([5.0, 6.0, 43.0, 35.0])
+    ltrb = fcos_base.box_to_distance(points, box).transpose([1, 0]).reshape([1, 4, height, width])
+    refined = dw.refine_ltrb(ltrb, paddle.zeros([1, 8, height, width]), points, stride).numpy()
+    np.testing.assert_allclose(refined, ltrb.numpy().clip(0), atol=1e-4)
+
+
+def test_gradients_reach_refinement_offsets():
+    head = _small_head(True)
+    head.train()
+    losses = head(_feats(), _targets())
+    losses["loss"].backward()
+    grad = head.reg_offset.weight.grad
+    assert grad is not None
+    grad = grad.numpy()
+    assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
+    offsets = paddle.zeros([1, 8, 3, 3])
+    offsets.stop_gradient = False
+    from ppassign import fcos_base
+    ltrb = paddle.to_tensor(np.random.default_rng(0).uniform(2, 12, (1, 4, 3, 3)).astype("float32"))
+    out = dw.refine_ltrb(ltrb, offsets, fcos_base.level_points(3, 3, 8), 8)
+    out.sum().backward()
+    assert np.abs(offsets.grad.numpy()).sum() > 0
+
+
+# --- empty ground truth -------------------------------------------------------------------------------------
+
+def _assert_finite_losses(losses):
+    for key in ("loss_cls_pos", "loss_loc", "loss_cls_neg", "loss"):
+        assert np.isfinite(float(losses[key])), key
+
+
+def test_zero_object_image_gives_finite_losses_and_gradients():
+    head = _small_head(True)
+    head.train()
+    targets = _targets()
+    targets["pad_gt_mask"] = paddle.to_tensor([[[0], [0]], [[1], [0]]], "float32")  # image 0 has no object
+    losses = head(_feats(), targets)
+    _assert_finite_losses(losses)
+    losses["loss"].backward()
+    assert all(np.isfinite(p.grad.numpy()).all() for p in head.parameters() if p.grad is not None)
+
+
+def test_zero_object_batch_gives_finite_losses():
+    head = _small_head(True)
+    head.train()
+    targets = dict(gt_bbox=paddle.zeros([2, 0, 4]), gt_class=paddle.zeros([2, 0, 1], "int32"),
+                   pad_gt_mask=paddle.zeros([2, 0, 1]))
+    losses = head(_feats(), targets)
+    _assert_finite_losses(losses)
+    assert float(losses["loss_cls_pos"]) == 0 and float(losses["loss_cls_neg"]) > 0
+    losses["loss"].backward()
+    assert np.abs(head.conv_cls.weight.grad.numpy()).sum() > 0
+
+
+def test_missing_pad_gt_mask_treats_zero_boxes_as_padding():
+    head = _small_head(False)
+    head.train()
+    feats = _feats()
+    targets = _targets()
+    with_mask = head(feats, targets)
+    del targets["pad_gt_mask"]
+    without = head(feats, targets)
+    np.testing.assert_allclose(float(without["loss"]), float(with_mask["loss"]), rtol=1e-6)
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(num_classes=0), "num_classes"),
+    (dict(fpn_stride=[]), "fpn_stride"),
+    (dict(fpn_stride=[8, -16]), "fpn_stride"),
+    (dict(beta=0.0), "beta"),
+    (dict(mu="5"), "mu"),
+    (dict(feat_channels=10, norm_groups=4), "feat_channels"),
+])
+def test_bad_constructor_argument_raises_value_error_naming_it(kwargs, name):
+    args = dict(num_classes=NUM_CLASSES, in_channels=8, feat_channels=8, num_convs=1, norm_groups=2,
+                fpn_stride=STRIDES, nms=None)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        DWHead(**args)
+
+
+@pytest.mark.parametrize("change, name", [
+    (lambda t: t.pop("gt_bbox"), "gt_bbox"),
+    (lambda t: t.update(gt_class=t["gt_class"].astype("float32")), "gt_labels"),
+    (lambda t: t.update(gt_class=paddle.full([2, 2, 1], NUM_CLASSES, "int32")), "gt_labels"),
+    (lambda t: t.update(gt_bbox=t["gt_bbox"][:, :, :3]), "gt_bboxes"),
+    (lambda t: t.update(gt_bbox=paddle.to_tensor([[[9.0, 9, 1, 1], [0, 0, 0, 0]]] * 2)), "gt_bboxes"),
+    (lambda t: t.update(pad_gt_mask=paddle.ones([2, 3, 1])), "pad_gt_mask"),
+])
+def test_bad_targets_raise_value_error_naming_the_argument(change, name):
+    head = _small_head(False)
+    head.train()
+    targets = _targets()
+    change(targets)
+    with pytest.raises(ValueError, match=name):
+        head(_feats(), targets)
+
+
+def test_wrong_number_of_levels_raises_value_error():
+    with pytest.raises(ValueError, match="feats"):
+        _small_head(False)(_feats()[:1])
