@@ -7,6 +7,7 @@ this module patches Paddle or ppdet.
 `apply()` is called once by ``import ppassign``; it is idempotent.
 """
 import logging
+import os
 
 import paddle
 import ppdet
@@ -143,9 +144,127 @@ def fix_tood_and_pico_heads():
     TOODHead._reg_grid_sample = _tood_reg_grid_sample
     PicoHeadV2.get_loss = _pico_get_loss_with_min_avg_factor(PicoHeadV2.get_loss)
 
+# --- EXPORT / INFERENCE / TRAINER: ppdet 2.6 export and Paddle Inference on Paddle 3 (PIR) ----------------
+
+def _multiclass_nms3(bboxes, scores, score_threshold, nms_top_k, keep_top_k, nms_threshold=0.3,
+                     normalized=True, nms_eta=1., background_label=-1, return_index=False, return_rois_num=True,
+                     rois_num=None, name=None):
+    """ppdet.modeling.ops.multiclass_nms through ``paddle._C_ops.multiclass_nms3`` (same signature and returns).
+
+    PLATFORM.md #4: ppdet's version appends a legacy ``LayerHelper`` op outside dygraph, which the new IR (PIR,
+    the default program format of Paddle 3) rejects, so no detector with MultiClassNMS can be exported. The
+    C++ op call works in dygraph and under to_static alike.
+
+    Args:
+        bboxes (Tensor[N, M, 4]): boxes per image (or [M, C, 4] with `rois_num`).
+        scores (Tensor[N, C, M]): class scores (or [M, C] with `rois_num`).
+    Returns:
+        out (Tensor[K, 6]): [class, score, x1, y1, x2, y2] rows of all images;
+        nms_rois_num (Tensor[N] int32 | None): boxes per image; index (Tensor[K, 1] | None).
+    """
+    out, index, nms_rois_num = paddle._C_ops.multiclass_nms3(
+        bboxes, scores, rois_num, score_threshold, nms_top_k, keep_top_k, nms_threshold, normalized, nms_eta,
+        background_label)
+    return out, (nms_rois_num if return_rois_num else None), (index if return_index else None)
+
+
+def _used_inputs_pir(input_spec, program):
+    """input_spec [{name: InputSpec}] restricted to the feeds that some op of the PIR `program` reads.
+
+    PLATFORM.md #4: a PIR program refuses a feed that nothing uses (e.g. ``im_shape`` for PP-YOLOE); ppdet's
+    ``_prune_input_spec`` needs the legacy ``Program._prune``, which PIR programs do not have.
+    """
+    used = set()
+    for op in program.global_block().ops:
+        if op.name() == "pd_op.data" and not op.result(0).use_empty():
+            used.add(op.attrs()["name"])
+    return [{name: spec for name, spec in input_spec[0].items() if name in used}]
+
+
+def _prune_input_spec_any_ir(input_spec, program, targets):
+    """ppdet.engine.export_utils._prune_input_spec that also accepts PIR programs (see `_used_inputs_pir`)."""
+    if hasattr(program, "_prune"):  # legacy ProgramDesc: ppdet's own pruning
+        return _PPDET_PRUNE_INPUT_SPEC[0](input_spec, program, targets)
+    return _used_inputs_pir(input_spec, program)
+
+
+_PPDET_PRUNE_INPUT_SPEC = []
+
+
+def _full_graph_export(get_infer_cfg_and_input_spec):
+    """Wrap Trainer._get_infer_cfg_and_input_spec so that its ``paddle.jit.to_static`` builds a full graph.
+
+    PLATFORM.md #4: Paddle 3's to_static defaults to SOT (``full_graph=False``), whose function has no
+    ``main_program``; ppdet reads it to prune the input spec and fails with
+    ``Can't call main_program when full_graph=False``. ``full_graph=True`` is set only for this call.
+    """
+    def wrapped(self, *args, **kwargs):
+        plain_to_static = paddle.jit.to_static
+
+        def to_static(function=None, input_spec=None, build_strategy=None, backend=None, **rest):
+            rest.setdefault("full_graph", True)
+            return plain_to_static(function, input_spec=input_spec, build_strategy=build_strategy,
+                                   backend=backend, **rest)
+
+        paddle.jit.to_static = to_static
+        try:
+            return get_infer_cfg_and_input_spec(self, *args, **kwargs)
+        finally:
+            paddle.jit.to_static = plain_to_static
+    wrapped.__wrapped__ = get_infer_cfg_and_input_spec
+    return wrapped
+
+
+def fix_export():
+    """Make ppdet's Trainer.export / MultiClassNMS work under Paddle 3's new IR (PLATFORM.md #4)."""
+    if not _once("export"):
+        return
+    from ppdet.engine import trainer
+    from ppdet.modeling import ops
+    ops.multiclass_nms = _multiclass_nms3
+    _PPDET_PRUNE_INPUT_SPEC.append(trainer._prune_input_spec)
+    trainer._prune_input_spec = _prune_input_spec_any_ir
+    trainer.Trainer._get_infer_cfg_and_input_spec = _full_graph_export(
+        trainer.Trainer._get_infer_cfg_and_input_spec)
+
+
+# File names of an exported model: PIR programs are saved as .json, legacy ones as .pdmodel.
+INFERENCE_PROGRAM_FILES = ("model.json", "model.pdmodel")
+INFERENCE_PARAMS_FILE = "model.pdiparams"
+
+
+def inference_config(model_dir, cpu_threads=None):
+    """paddle.inference.Config for an exported model folder, set up to run on this platform.
+
+    PLATFORM.md #5: on CPU the oneDNN (MKLDNN) path fails on PIR models
+    (``ConvertPirAttribute2RuntimeAttribute not support [pir::ArrayAttribute<pir::DoubleAttribute>]``), so
+    oneDNN is disabled; on a CUDA build the GPU is used. ``enable_memory_optim()`` is left off: on a PIR model
+    it makes create_predictor fail (``Not find predictor_id 0 and pass_name memory_optimize_pass``, seen on
+    Paddle 3.3.1).
+
+    Raises FileNotFoundError naming the folder when it holds no program or no parameters file.
+    """
+    program = next((os.path.join(model_dir, f) for f in INFERENCE_PROGRAM_FILES
+                    if os.path.isfile(os.path.join(model_dir, f))), None)
+    params = os.path.join(model_dir, INFERENCE_PARAMS_FILE)
+    if program is None or not os.path.isfile(params):
+        raise FileNotFoundError(f"model_dir {model_dir!r} must hold one of {list(INFERENCE_PROGRAM_FILES)} "
+                                f"and {INFERENCE_PARAMS_FILE}")
+    config = paddle.inference.Config(program, params)
+    config.disable_glog_info()
+    if paddle.device.is_compiled_with_cuda():
+        config.enable_use_gpu(200, 0)
+    else:
+        config.disable_gpu()
+        config.disable_mkldnn()
+        if cpu_threads:
+            config.set_cpu_math_library_num_threads(int(cpu_threads))
+    return config
+
 
 def apply():
     """Apply every shim (idempotent). Called by ``import ppassign``."""
     fix_ppdet_assigners()
     fix_tood_and_pico_heads()
+    fix_export()
     return sorted(_APPLIED)

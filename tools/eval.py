@@ -1,0 +1,20 @@
+"""COCO box metrics of trained weights: python tools/eval.py -c <config.yml> -o weights=<path without .pdparams>"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ppassign import pipeline  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-c", "--config", required=True, help="ppdet YAML config")
+    parser.add_argument("-o", "--opt", nargs="*", default=[], help="config overrides key=value, e.g. weights=...")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    sys.exit(pipeline.main(pipeline.evaluate, config=args.config, overrides=args.opt))
