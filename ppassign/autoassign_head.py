@@ -225,7 +225,10 @@ class AutoAssignHead(nn.Layer):
                              f"{self.fpn_stride}), got {type(fpn_feats).__name__} of "
                              f"{len(fpn_feats) if isinstance(fpn_feats, (list, tuple)) else 'n/a'}")
         for i, feat in enumerate(fpn_feats):
-            require_tensor(f"fpn_feats[{i}]", feat, 4)
+            # a paddle.Tensor, or a static-graph Value while exporting: check the shape only
+            if not hasattr(feat, "shape") or len(feat.shape) != 4:
+                raise ValueError(f"fpn_feats[{i}] must be a [B, C, H, W] tensor, got "
+                                 f"{list(getattr(feat, 'shape', [])) or type(feat).__name__}")
             if feat.shape[1] != self.in_channels:
                 raise ValueError(f"fpn_feats[{i}] must have {self.in_channels} channels, got shape "
                                  f"{list(feat.shape)}")

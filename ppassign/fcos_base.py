@@ -28,6 +28,11 @@ GIOU_EPS = 1e-6
 # MMDetection's test_cfg for FCOS-style heads: boxes kept per level before NMS.
 NMS_PRE = 1000
 
+# The helpers below run unchanged inside `paddle.jit.to_static` (export): their control flow depends on Python
+# values and shapes only, so they are marked `not_to_static` (dy2static's rewrite also loses module constants
+# used as default arguments: "NameError: name 'POINT_OFFSET' is not defined").
+_plain = paddle.jit.not_to_static
+
 
 def prior_bias(prior_prob):
     """Bias that makes sigmoid(bias) == prior_prob (RetinaNet, Sec. 4.1)."""
@@ -72,6 +77,7 @@ class Scale(nn.Layer):
         return x * self.scale
 
 
+@_plain
 def level_points(height, width, stride, offset=POINT_OFFSET):
     """Locations of one level.
 
@@ -88,6 +94,7 @@ def level_points(height, width, stride, offset=POINT_OFFSET):
     return paddle.stack([grid_x.flatten(), grid_y.flatten()], axis=-1)
 
 
+@_plain
 def multi_level_points(feats, strides, offset=POINT_OFFSET):
     """Locations of all levels.
 
@@ -108,6 +115,7 @@ def multi_level_points(feats, strides, offset=POINT_OFFSET):
     return paddle.concat(points), paddle.concat(point_strides), counts
 
 
+@_plain
 def distance_to_box(points, ltrb):
     """Decode distances to boxes.
 
@@ -176,6 +184,7 @@ def gaussian_center_prior(points, point_strides, gt_bboxes, mu, sigma):
     return paddle.exp(-z.sum(-1))
 
 
+@_plain
 def _topk_per_level(scores, ltrb, points, nms_pre):
     """Keep the `nms_pre` locations of highest class score in one level.
 
@@ -199,6 +208,7 @@ def _topk_per_level(scores, ltrb, points, nms_pre):
     return scores, boxes
 
 
+@_plain
 def post_process(scores_list, ltrb_list, points_list, scale_factor, nms, nms_pre=NMS_PRE):
     """Per-level top-k, decode, rescale to the original image, multi-class NMS.
 
@@ -226,6 +236,7 @@ def post_process(scores_list, ltrb_list, points_list, scale_factor, nms, nms_pre
     return bbox_pred, bbox_num
 
 
+@_plain
 def flatten_levels(maps):
     """[B, X, H_l, W_l] per level -> one Tensor[B, L, X] (level by level, row-major)."""
     return paddle.concat([m.flatten(2).transpose([0, 2, 1]) for m in maps], axis=1)
