@@ -6,6 +6,7 @@ this module patches Paddle or ppdet.
 
 `apply()` is called once by ``import ppassign``; it is idempotent.
 """
+import inspect
 import logging
 import os
 
@@ -135,14 +136,36 @@ def _pico_get_loss_with_min_avg_factor(get_loss):
     return wrapped
 
 
+def _lcpan_init_with_own_scales(init):
+    """Wrap LCPAN.__init__ (PicoDet's neck) so that it appends to a copy of `spatial_scales`.
+
+    With ``num_features: 4`` (every PicoDet LCNet config), LCPAN.__init__ appends the extra level's scale to
+    its `spatial_scales` argument, whose default list is shared by every call (and is what ppdet's workspace
+    passes). The second PicoDet built in one process then gets 4 input channels for 3 backbone outputs and
+    fails in LCPAN.forward (``assert len(inputs) == len(self.in_channels)``): seen when a test suite, or an
+    export after training in the same script, builds the model twice.
+    """
+    signature = inspect.signature(init)
+
+    def wrapped(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        bound.arguments["spatial_scales"] = list(bound.arguments["spatial_scales"])
+        return init(*bound.args, **bound.kwargs)
+    wrapped.__wrapped__ = init
+    return wrapped
+
+
 def fix_tood_and_pico_heads():
-    """Make ppdet's TOODHead train on Paddle 3 and PicoHeadV2 survive batches without positives."""
+    """Make ppdet's TOODHead train on Paddle 3; make PicoDet survive batches without positives and rebuilds."""
     if not _once("tood_and_pico_heads"):
         return
     from ppdet.modeling.heads.pico_head import PicoHeadV2
     from ppdet.modeling.heads.tood_head import TOODHead
+    from ppdet.modeling.necks.lc_pan import LCPAN
     TOODHead._reg_grid_sample = _tood_reg_grid_sample
     PicoHeadV2.get_loss = _pico_get_loss_with_min_avg_factor(PicoHeadV2.get_loss)
+    LCPAN.__init__ = _lcpan_init_with_own_scales(LCPAN.__init__)
 
 # --- EXPORT / INFERENCE / TRAINER: ppdet 2.6 export and Paddle Inference on Paddle 3 (PIR) ----------------
 
