@@ -457,3 +457,17 @@ def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     exported = pipeline.ExportedPredictor(model_dir).predict(image)
     assert len(dygraph) > 10
     np.testing.assert_allclose(exported, dygraph, rtol=1e-4, atol=1e-3)
+
+
+def test_coco_config_carries_the_papers_settings():
+    from ppdet.core.workspace import create, load_config
+    cfg = load_config(os.path.join(os.path.dirname(CONFIG), "autoassign_r50_fpn_1x_coco.yml"))
+    assert cfg.architecture == "FCOS" and cfg.FCOS["fcos_head"] == "AutoAssignHead"
+    assert cfg.ResNet["depth"] == 50 and cfg.num_classes == 80
+    assert cfg.LearningRate["base_lr"] == 0.01 and cfg.epoch == 12
+    assert cfg.LearningRate["schedulers"][0].milestones == [8, 11]
+    assert cfg.TrainReader["batch_size"] * 8 == 16
+    assert cfg.AutoAssignHead["nms"]["nms_threshold"] == 0.6
+    head = create(cfg.architecture).fcos_head
+    assert head.fpn_stride == [8, 16, 32, 64, 128]
+    assert (head.temperature, head.loc_weight) == (aa.TEMPERATURE, aa.LOC_WEIGHT) == (1 / 3, 5.0)
