@@ -471,3 +471,22 @@ def test_coco_config_carries_the_papers_settings():
     head = create(cfg.architecture).fcos_head
     assert head.fpn_stride == [8, 16, 32, 64, 128]
     assert (head.temperature, head.loc_weight) == (aa.TEMPERATURE, aa.LOC_WEIGHT) == (1 / 3, 5.0)
+
+
+def test_normalisers_are_averaged_across_ranks(monkeypatch):
+    """With 2 ranks the object count and prior mass are all-reduced and divided by the world size."""
+    case = fixed_case()
+    head = make_head()
+    single = {k: float(v) for k, v in head.get_loss(to_outs(case), targets_of(case)).items()}
+    reduced = []
+
+    def fake_all_reduce(x):  # the other rank holds 3x this rank's value
+        reduced.append(float(x))
+        x.set_value(x * 4)
+    monkeypatch.setattr(aa.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(aa.dist, "all_reduce", fake_all_reduce)
+    multi = {k: float(v) for k, v in head.get_loss(to_outs(case), targets_of(case)).items()}
+    assert len(reduced) == 2 and reduced[0] == 3.0  # number of objects, then prior mass
+    np.testing.assert_allclose(multi["loss_pos"], single["loss_pos"] / 2, rtol=1e-6)
+    np.testing.assert_allclose(multi["loss_neg"], single["loss_neg"] / 2, rtol=1e-6)
+    np.testing.assert_allclose(multi["loss_center"], single["loss_center"], rtol=1e-6)
