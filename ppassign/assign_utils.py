@@ -4,7 +4,6 @@ Both assigners first pick positive (GT, anchor) pairs for each image, sparsely; 
 into PaddleDetection's dense outputs without building [B, n, L] intermediates.
 """
 import paddle
-import paddle.nn.functional as F
 
 from .compat import ASSIGNER_RETURNS_MASK_POSITIVE
 
@@ -52,7 +51,15 @@ def one_gt_per_anchor(anchor_idx, gt_idx, num_anchors, iou_with_all_gts):
     return assigned_gt, counts > 0
 
 
-def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_classes):
+def _scatter_flat(size, index, values, dtype):
+    """A zero vector of `size` with `values` written at `index` (distinct): Tensor[size]."""
+    out = paddle.zeros([size], dtype)
+    if index.shape[0] == 0:
+        return out
+    return out.scatter_(index, values.astype(dtype))
+
+
+def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_classes, weights=None):
     """Dense targets from each anchor's GT.
 
     Args:
@@ -61,17 +68,23 @@ def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_cla
         gt_labels (Tensor[B, n, 1], int), gt_bboxes (Tensor[B, n, 4]).
         bg_index (int): label of negatives; its column is left out of the scores.
         num_classes (int): C.
+        weights (Tensor[B, L] | None): score of each positive anchor (1 when None).
     Returns:
         labels (Tensor[B, L], gt_labels.dtype), bboxes (Tensor[B, L, 4]),
-        scores (Tensor[B, L, C], one-hot of the label, 0 for negatives).
+        scores (Tensor[B, L, C]): `weights` at the label's column (ppdet's one-hot over C + 1 labels without the
+        bg_index column, times the weight), 0 elsewhere and for negatives.
     """
+    batch, num_anchors = positive.shape
     labels = paddle.take_along_axis(gt_labels.squeeze(-1), assigned_gt, axis=1)
     labels = paddle.where(positive, labels, paddle.full_like(labels, bg_index))
-    bboxes = paddle.take_along_axis(gt_bboxes, assigned_gt.unsqueeze(-1).expand(
-        [-1, -1, 4]), axis=1)
-    onehot = F.one_hot(labels.astype("int64"), num_classes + 1).astype(gt_bboxes.dtype)
-    scores = paddle.concat([onehot[..., :bg_index], onehot[..., bg_index + 1:]], axis=-1)
-    return labels, bboxes, scores
+    bboxes = paddle.take_along_axis(gt_bboxes, assigned_gt.unsqueeze(-1).expand([-1, -1, 4]), axis=1)
+    flat_labels = labels.flatten().astype("int64")
+    hit = paddle.nonzero(positive.flatten() & (flat_labels != bg_index)).flatten()
+    label = paddle.gather(flat_labels, hit)
+    column = label - (label > bg_index).astype("int64")
+    values = paddle.ones(hit.shape, gt_bboxes.dtype) if weights is None else paddle.gather(weights.flatten(), hit)
+    scores = _scatter_flat(batch * num_anchors * num_classes, hit * num_classes + column, values, gt_bboxes.dtype)
+    return labels, bboxes, scores.reshape([batch, num_anchors, num_classes])
 
 
 def mask_positive_dense(assigned_gt, positive, num_max_boxes, dtype):
@@ -83,11 +96,11 @@ def mask_positive_dense(assigned_gt, positive, num_max_boxes, dtype):
         Tensor[B, n, L] of `dtype`.
     """
     batch, num_anchors = positive.shape
-    mask = paddle.zeros([batch, num_max_boxes * num_anchors], dtype)
-    if num_max_boxes == 0:
-        return mask.reshape([batch, 0, num_anchors])
-    flat = assigned_gt * num_anchors + paddle.arange(num_anchors, dtype="int64").unsqueeze(0)
-    mask = paddle.put_along_axis(mask, flat, positive.astype(dtype), axis=1, reduce="assign")
+    hit = paddle.nonzero(positive.flatten()).flatten()
+    image, anchor = hit // num_anchors, hit % num_anchors
+    gt = paddle.gather(assigned_gt.flatten(), hit)
+    index = (image * num_max_boxes + gt) * num_anchors + anchor
+    mask = _scatter_flat(batch * num_max_boxes * num_anchors, index, paddle.ones(hit.shape, dtype), dtype)
     return mask.reshape([batch, num_max_boxes, num_anchors])
 
 

@@ -4,16 +4,21 @@ Outputs equal PaddleDetection's ATSSAssigner (tests/test_atss_assigner.py checks
 per image on the real GTs only, with IoU computed for the k x levels candidates instead of all L anchors:
 no [B, n, k, L] one-hot, no [B, n, L, 4] point-in-box tensor.
 """
+import numpy as np
 import paddle
 import paddle.nn as nn
 
 from . import geometry as G
+from . import grid
 from .assign_utils import build_targets, one_gt_per_anchor, pack_outputs
 from .validation import check_bg_index, check_gt, check_num_anchors_list, require_finite, require_shape, \
     require_tensor
 
 # Bytes of float temporaries one image may hold for its [n, L_level] distances before GTs are chunked.
 DEFAULT_MEMORY_BUDGET_MB = 256
+# A window's k-th distance must stay this far (relatively) below the distance bound of the anchors outside
+# it; float rounding of the distances is ~1e-7 relative, so this leaves a wide margin.
+_WINDOW_MARGIN = 1e-4
 
 
 class ATSSAssigner(nn.Layer):
@@ -79,22 +84,23 @@ class ATSSAssigner(nn.Layer):
             require_finite("pred_bboxes", pred_bboxes)
 
         anchor_centers = G.box_centers(anchor_bboxes)
+        axes = grid.level_axes(anchor_centers.numpy(), counts)
         assigned, positive = [], []
         for b in range(batch):
-            gt_b, pos_b = self._assign_image(anchor_bboxes, anchor_centers, counts, gt_bboxes[b], valid[b])
+            gt_b, pos_b = self._assign_image(anchor_bboxes, anchor_centers, counts, gt_bboxes[b], valid[b], axes)
             assigned.append(gt_b)
             positive.append(pos_b)
         assigned_gt = paddle.stack(assigned) if batch else paddle.zeros([0, num_anchors], "int64")
         positive = paddle.stack(positive) if batch else paddle.zeros([0, num_anchors], "bool")
 
-        labels, bboxes, scores = build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index,
-                                               self.num_classes)
+        weights = None
         if num_max > 0 and pred_bboxes is not None:
-            ious = G.aligned_iou(bboxes, pred_bboxes, eps=G.IOU_EPS_PRED)
-            scores = scores * paddle.where(positive, ious, paddle.zeros_like(ious)).unsqueeze(-1)
+            gt_of_anchor = paddle.take_along_axis(gt_bboxes, assigned_gt.unsqueeze(-1).expand([-1, -1, 4]), axis=1)
+            weights = G.aligned_iou(gt_of_anchor, pred_bboxes, eps=G.IOU_EPS_PRED)
         elif num_max > 0 and gt_scores is not None:
-            weight = paddle.take_along_axis(gt_scores.squeeze(-1), assigned_gt, axis=1)
-            scores = scores * paddle.where(positive, weight, paddle.zeros_like(weight)).unsqueeze(-1)
+            weights = paddle.take_along_axis(gt_scores.squeeze(-1), assigned_gt, axis=1)
+        labels, bboxes, scores = build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index,
+                                               self.num_classes, weights)
         return pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max, self.return_mask_positive)
 
     def _gt_chunk(self, num_gts, level_size):
@@ -122,6 +128,43 @@ class ATSSAssigner(nn.Layer):
             per_level.append(paddle.concat(idx) + start)
         return paddle.concat(per_level, axis=-1)
 
+    def _candidates_sparse(self, gt_centers, anchor_centers, levels, axes):
+        """`_candidates` from a window of each level's grid around each GT centre.
+
+        The k nearest anchors of a window are the level's k nearest when they are unique: the k-th distance
+        is below the (k+1)-th and below a bound on the distance of every anchor outside the window. Otherwise
+        (distance ties at the k-th place, centres far outside the grid) the (GT, level) is redone on the full
+        level, where Paddle's top-k breaks the ties exactly as in PaddleDetection.
+
+        Args:
+            gt_centers (Tensor[m, 2]), anchor_centers (Tensor[L, 2]), levels (list[(start, stop)]),
+            axes: `grid.level_axes` of the anchor centres.
+        Returns:
+            Tensor[m, K] int64.
+        """
+        num_gts = gt_centers.shape[0]
+        counts = [stop - start for start, stop in levels]
+        windows = grid.window_pairs(gt_centers.numpy(), axes, counts, self.topk)
+        per_level = []
+        for (start, stop), (owners, anchors, bound) in zip(levels, windows):
+            k = min(self.topk, stop - start)
+            dist = G.center_distances(paddle.gather(gt_centers, paddle.to_tensor(owners)),
+                                      paddle.gather(anchor_centers, paddle.to_tensor(anchors))).numpy()
+            order, rank, first = grid.rank_within_owner(owners, dist, anchors, num_gts, descending=False)
+            anchors, dist = anchors[order], dist[order]
+            kth = dist[np.minimum(first[:-1] + k - 1, len(dist) - 1)]
+            size = np.diff(first)
+            after = np.where(size > k, dist[np.minimum(first[:-1] + k, len(dist) - 1)], np.inf)
+            ambiguous = (size < k) | (kth >= after) | (kth >= bound * (1 - _WINDOW_MARGIN))
+            cand = np.zeros([num_gts, k], np.int64)
+            cand[~ambiguous] = anchors[(rank < k) & ~ambiguous[owners[order]]].reshape([-1, k])
+            redo = np.nonzero(ambiguous)[0]
+            if len(redo):
+                cand[redo] = self._candidates(paddle.gather(gt_centers, paddle.to_tensor(redo)), anchor_centers,
+                                              [(start, stop)]).numpy()
+            per_level.append(cand)
+        return paddle.to_tensor(np.concatenate(per_level, axis=1))
+
     def _best_anchor_per_gt(self, gt_boxes, anchor_bboxes):
         """argmax over all L of IoU for each GT: Tensor[m, 4] -> Tensor[m] int64 (first on ties)."""
         chunk = self._gt_chunk(gt_boxes.shape[0], anchor_bboxes.shape[0])
@@ -132,7 +175,7 @@ class ATSSAssigner(nn.Layer):
             out.append(ious.argmax(axis=-1))
         return paddle.concat(out)
 
-    def _assign_image(self, anchor_bboxes, anchor_centers, counts, gt_boxes, valid):
+    def _assign_image(self, anchor_bboxes, anchor_centers, counts, gt_boxes, valid, axes):
         """One image: Tensor[n, 4] GT slots and their validity -> (assigned GT [L] int64, positive [L] bool)."""
         num_anchors = anchor_bboxes.shape[0]
         real = paddle.to_tensor(valid.nonzero()[0], dtype="int64")
@@ -140,7 +183,10 @@ class ATSSAssigner(nn.Layer):
             return paddle.zeros([num_anchors], "int64"), paddle.zeros([num_anchors], "bool")
         boxes = paddle.gather(gt_boxes, real)                                   # [m, 4]
         # 1-3. k centre-nearest anchors per level -> [m, K] candidates
-        cand = self._candidates(G.box_centers(boxes), anchor_centers, G.level_slices(counts))
+        if axes is None:
+            cand = self._candidates(G.box_centers(boxes), anchor_centers, G.level_slices(counts))
+        else:
+            cand = self._candidates_sparse(G.box_centers(boxes), anchor_centers, G.level_slices(counts), axes)
         cand_boxes = paddle.gather(anchor_bboxes, cand.flatten()).reshape(cand.shape + [4])
         cand_iou = G.aligned_iou(boxes.unsqueeze(1), cand_boxes, eps=G.IOU_EPS_ANCHOR)  # [m, K]
         # 4-5. adaptive threshold: mean + (unbiased) std of the candidates' IoU

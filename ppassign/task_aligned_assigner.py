@@ -7,7 +7,10 @@ top-k indices instead of a [B, n, k, L] one-hot and a [B, n, L, 4] point-in-box 
 import paddle
 import paddle.nn as nn
 
+import numpy as np
+
 from . import geometry as G
+from . import grid
 from .assign_utils import build_targets, one_gt_per_anchor, pack_outputs
 from .validation import check_bg_index, check_gt, check_num_anchors_list, require_finite, require_shape, \
     require_tensor
@@ -83,11 +86,12 @@ class TaskAlignedAssigner(nn.Layer):
         require_finite("pred_scores", pred_scores)
         require_finite("anchor_points", anchor_points)
         num_max = gt_bboxes.shape[1]
+        axes = grid.level_axes(anchor_points.numpy(), num_anchors_list)
 
         assigned, positive, norm_metric = [], [], []
         for b in range(batch):
             out = self._assign_image(pred_scores[b], pred_bboxes[b], anchor_points, gt_labels[b, :, 0],
-                                     gt_bboxes[b], valid[b])
+                                     gt_bboxes[b], valid[b], axes, num_anchors_list)
             for lst, value in zip((assigned, positive, norm_metric), out):
                 lst.append(value)
         if batch:
@@ -98,8 +102,7 @@ class TaskAlignedAssigner(nn.Layer):
             norm_metric = paddle.zeros([0, num_anchors], pred_scores.dtype)
 
         labels, bboxes, scores = build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index,
-                                               num_classes)
-        scores = scores * norm_metric.unsqueeze(-1)
+                                               num_classes, norm_metric)
         return pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max, self.return_mask_positive)
 
     def _metric(self, scores_t, pred_boxes, boxes, labels):
@@ -133,7 +136,73 @@ class TaskAlignedAssigner(nn.Layer):
             inside.append(paddle.take_along_axis(is_in.astype("uint8"), top, axis=1).astype("bool"))
         return paddle.concat(idx), paddle.concat(inside)
 
-    def _assign_image(self, pred_scores, pred_boxes, anchor_points, gt_labels, gt_boxes, valid):
+    def _pair_metric(self, pred_scores, pred_boxes, boxes, labels, owners, anchors):
+        """Alignment metric of listed (GT, anchor) pairs, the same arithmetic as `_metric`.
+
+        Args:
+            pred_scores (Tensor[L, C]), pred_boxes (Tensor[L, 4]), boxes (Tensor[m, 4]), labels (Tensor[m]),
+            owners, anchors (np.ndarray[P]).
+        Returns:
+            np.ndarray[P].
+        """
+        if len(owners) == 0:
+            return np.zeros(0, np.float32)
+        owners, anchors = paddle.to_tensor(owners), paddle.to_tensor(anchors)
+        ious = G.aligned_iou(paddle.gather(boxes, owners), paddle.gather(pred_boxes, anchors), eps=G.IOU_EPS_PRED)
+        cls = paddle.gather_nd(pred_scores, paddle.stack([anchors, paddle.gather(labels, owners)], axis=-1))
+        return (cls.pow(self.alpha) * ious.pow(self.beta)).numpy()
+
+    def _topk_sparse(self, pred_scores, pred_boxes, boxes, labels, axes, counts):
+        """Top-k from the anchors inside each GT only (regular grids).
+
+        The chosen set equals a top-k over all L (with 0 outside the GT) whenever it is unique. It is not when
+        the k-th and (k+1)-th metric tie, or when fewer than k inside anchors have a metric > 0 while some
+        inside anchor has metric 0: which zeros a full-row top-k picks is up to Paddle's top-k. Those GTs are
+        returned as `ambiguous` for the full-row path, which reproduces PaddleDetection exactly.
+
+        Returns:
+            owners, anchors (np.ndarray[P]): positive pairs of the unambiguous GTs; ambiguous (np.ndarray[a]).
+        """
+        num_gts, num_anchors = boxes.shape[0], sum(counts)
+        k = min(self.topk, num_anchors)
+        owners, anchors = grid.inside_pairs(boxes.numpy(), axes, counts)
+        metric = self._pair_metric(pred_scores, pred_boxes, boxes, labels, owners, anchors)
+        order, rank, first = grid.rank_within_owner(owners, metric, anchors, num_gts, descending=True)
+        owners, anchors, metric = owners[order], anchors[order], metric[order]
+        if k == num_anchors:                      # every anchor is in the top-k
+            return owners, anchors, np.zeros(0, np.int64)
+        inside = np.diff(first)
+        npos = np.bincount(owners[metric > 0], minlength=num_gts)
+        last = len(metric) - 1
+        kth = metric[np.minimum(first[:-1] + k - 1, last)] if len(metric) else np.zeros(num_gts)
+        after = metric[np.minimum(first[:-1] + k, last)] if len(metric) else np.zeros(num_gts)
+        ambiguous = ((npos > k) & (kth == after)) | ((npos < k) & (inside > npos))
+        keep = (rank < k) & (metric > 0) & ~ambiguous[owners]
+        return owners[keep], anchors[keep], np.nonzero(ambiguous)[0]
+
+    def _positive_pairs(self, pred_scores, pred_boxes, anchor_points, boxes, labels, axes, counts):
+        """(GT row, anchor) positive pairs: top-k metric among the anchors inside each GT.
+
+        Returns:
+            rows, anchors (Tensor[P] int64), rows indexing `boxes`.
+        """
+        scores_t = pred_scores.transpose([1, 0])                                  # [C, L]
+        if axes is None:
+            dense = paddle.arange(boxes.shape[0], dtype="int64")
+            sparse_rows, sparse_anchors = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        else:
+            sparse_rows, sparse_anchors, ambiguous = self._topk_sparse(pred_scores, pred_boxes, boxes, labels,
+                                                                       axes, counts)
+            dense = paddle.to_tensor(ambiguous, dtype="int64")
+        rows, anchors = [paddle.to_tensor(sparse_rows)], [paddle.to_tensor(sparse_anchors)]
+        if dense.shape[0] > 0:
+            idx, inside = self._topk_inside(scores_t, pred_boxes, anchor_points, paddle.gather(boxes, dense),
+                                            paddle.gather(labels, dense))
+            rows.append(dense.unsqueeze(1).expand(idx.shape)[inside])
+            anchors.append(idx[inside])
+        return paddle.concat(rows), paddle.concat(anchors)
+
+    def _assign_image(self, pred_scores, pred_boxes, anchor_points, gt_labels, gt_boxes, valid, axes, counts):
         """One image -> (assigned GT [L] int64, positive [L] bool, normalised metric [L])."""
         num_anchors = anchor_points.shape[0]
         real = paddle.to_tensor(valid.nonzero()[0], dtype="int64")
@@ -142,10 +211,11 @@ class TaskAlignedAssigner(nn.Layer):
                     paddle.zeros([num_anchors], pred_scores.dtype))
         boxes = paddle.gather(gt_boxes, real)
         labels = paddle.gather(gt_labels, real).astype("int64")
-        scores_t = pred_scores.transpose([1, 0])                                  # [C, L]
         # 1-3. top-k metric among anchors inside each GT
-        idx, inside = self._topk_inside(scores_t, pred_boxes, anchor_points, boxes, labels)
-        pair_anchor, pair_gt = idx[inside], real.unsqueeze(1).expand(idx.shape)[inside]
+        rows, pair_anchor = self._positive_pairs(pred_scores, pred_boxes, anchor_points, boxes, labels, axes,
+                                                 counts)
+        pair_gt = paddle.gather(real, rows)
+        scores_t = pred_scores.transpose([1, 0])                                  # [C, L]
 
         # 4. an anchor claimed by several GTs goes to the GT its prediction overlaps most
         def iou_with_all_gts(anchors):

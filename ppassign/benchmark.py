@@ -1,0 +1,228 @@
+"""Side-by-side cost of ppassign's assigners and PaddleDetection's, for tools/bench_assign.py.
+
+Every (assigner, implementation, n) case runs in a fresh subprocess so that its peak memory is its own:
+RSS growth over the process's RSS just before the first call on CPU (sampled by a thread, plus ru_maxrss),
+`paddle.device.cuda.max_memory_allocated` on GPU. The parent compares the outputs of both implementations
+on identical seeded inputs.
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+IMAGE_SIZE = 640
+STRIDES = (8, 16, 32)
+NUM_CLASSES = 80
+BATCH = 8
+NUM_GTS = (10, 100, 300, 1000, 2000)
+ASSIGNERS = ("atss", "tal")
+IMPLS = ("ppassign", "ppdet")
+# Rough bytes per (image, GT, anchor) that ppdet's assigners keep alive at their peak: the [B, n, k, L] float
+# one-hot (k = 9 per level for ATSS, 13 for TAL) dominates. Used only to skip a case that cannot fit.
+PPDET_BYTES_PER_PAIR = {"atss": 4 * (9 + 12), "tal": 4 * (13 + 12)}
+
+
+def make_inputs(batch, num_gts, image_size=IMAGE_SIZE, strides=STRIDES, num_classes=NUM_CLASSES, seed=0):
+    """Seeded dense-scene inputs shared by both implementations.
+
+    Returns:
+        dict of numpy arrays: anchors [L, 4], points [L, 2], counts (list), labels [B, n, 1] int32,
+        boxes [B, n, 4], mask [B, n, 1], scores [B, L, C], pred [B, L, 4].
+    """
+    rng = np.random.default_rng(seed)
+    anchors, points, counts = [], [], []
+    for stride in strides:
+        size = int(np.ceil(image_size / stride))
+        centres = (np.arange(size) + 0.5) * stride
+        cy, cx = np.meshgrid(centres, centres, indexing="ij")
+        pts = np.stack([cx.ravel(), cy.ravel()], -1)
+        half = 2.5 * stride  # PP-YOLOE's grid_cell_scale 5.0
+        anchors.append(np.concatenate([pts - half, pts + half], -1))
+        points.append(pts)
+        counts.append(len(pts))
+    points = np.concatenate(points).astype("float32")
+    # object sizes log-uniform from 4 px to half the image: dense scenes hold many small objects
+    wh = np.exp(rng.uniform(np.log(4), np.log(image_size / 2), size=(batch, num_gts, 2)))
+    xy = rng.uniform(0, image_size, size=(batch, num_gts, 2)) - wh / 2
+    half = rng.uniform(4, image_size / 4, size=(batch, len(points), 2))
+    centres = points[None] + rng.normal(0, 8, size=(batch, len(points), 2))
+    return {
+        "anchors": np.concatenate(anchors).astype("float32"), "points": points, "counts": counts,
+        "labels": rng.integers(0, num_classes, size=(batch, num_gts, 1)).astype("int32"),
+        "boxes": np.concatenate([xy, xy + wh], -1).astype("float32"),
+        "mask": np.ones((batch, num_gts, 1), "float32"),
+        "scores": rng.uniform(0.01, 0.99, size=(batch, len(points), num_classes)).astype("float32"),
+        "pred": np.concatenate([centres - half, centres + half], -1).astype("float32"),
+    }
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _PeakSampler(threading.Thread):
+    """Samples this process's RSS every few ms (ru_maxrss cannot be reset between phases)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak, self._done = _rss_bytes(), threading.Event()
+
+    def run(self):
+        while not self._done.wait(0.002):
+            self.peak = max(self.peak, _rss_bytes())
+
+    def stop(self):
+        self._done.set()
+        self.join()
+        return max(self.peak, _rss_bytes())
+
+
+def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, seed=0):
+    """Body of one subprocess: time `repeats` calls, record peak memory, save the outputs."""
+    import paddle
+    import ppassign
+    from ppdet.modeling.assigners.atss_assigner import ATSSAssigner as PpdetATSS
+    from ppdet.modeling.assigners.task_aligned_assigner import TaskAlignedAssigner as PpdetTAL
+
+    gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    paddle.set_device("gpu" if gpu else "cpu")
+    data = make_inputs(batch, num_gts, seed=seed)
+    t = {k: paddle.to_tensor(v) for k, v in data.items() if k != "counts"}
+    if assigner == "atss":
+        layer = (ppassign.ATSSAssigner if impl == "ppassign" else PpdetATSS)(topk=9, num_classes=NUM_CLASSES)
+        call = lambda: layer(t["anchors"], data["counts"], t["labels"], t["boxes"], t["mask"], NUM_CLASSES,
+                             pred_bboxes=t["pred"])
+    else:
+        layer = (ppassign.TaskAlignedAssigner if impl == "ppassign" else PpdetTAL)(topk=13, alpha=1.0, beta=6.0)
+        call = lambda: layer(t["scores"], t["pred"], t["points"], data["counts"], t["labels"], t["boxes"],
+                             t["mask"], NUM_CLASSES)
+    sync = paddle.device.synchronize if gpu else (lambda: None)
+    if gpu:
+        paddle.device.cuda.reset_max_memory_allocated()
+        base = paddle.device.cuda.memory_allocated()
+    else:
+        base = _rss_bytes()
+        sampler = _PeakSampler()
+        sampler.start()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        out = call()
+        sync()
+        times.append(time.perf_counter() - start)
+    if gpu:
+        peak = paddle.device.cuda.max_memory_allocated() - base
+    else:
+        peak = max(sampler.stop(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
+    np.savez(out_path, labels=out[0].numpy(), bboxes=out[1].numpy(), scores=out[2].numpy())
+    return {"median_s": float(np.median(times)), "peak_bytes": int(peak), "device": "gpu" if gpu else "cpu"}
+
+
+def _available_bytes():
+    import psutil
+    return psutil.virtual_memory().available
+
+
+def _spawn(assigner, impl, num_gts, repeats, out_path, timeout):
+    cmd = [sys.executable, "-m", "ppassign.benchmark", assigner, impl, str(num_gts), str(repeats), out_path]
+    env = dict(os.environ, GLOG_minloglevel="2")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]
+        return {"error": f"exit {proc.returncode}: {last[:120]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _same(path_a, path_b):
+    a, b = np.load(path_a), np.load(path_b)
+    return (np.array_equal(a["labels"], b["labels"]) and np.array_equal(a["bboxes"], b["bboxes"])
+            and np.allclose(a["scores"], b["scores"], rtol=0, atol=1e-5))
+
+
+def run(num_gts=NUM_GTS, assigners=ASSIGNERS, repeats=3, timeout=900, log=print):
+    """Run every case; returns a list of row dicts (one per assigner and n)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for assigner in assigners:
+            for n in num_gts:
+                row = {"assigner": assigner, "n": n}
+                for impl in IMPLS:
+                    need = PPDET_BYTES_PER_PAIR[assigner] * BATCH * n * 8400 if impl == "ppdet" else 0
+                    if need > 0.8 * _available_bytes():
+                        row[impl] = {"error": f"skipped: needs ~{need / 2**30:.1f} GiB, "
+                                              f"{_available_bytes() / 2**30:.1f} GiB available"}
+                        continue
+                    reps = repeats if impl == "ppassign" or n <= 300 else 1
+                    row[impl] = _spawn(assigner, impl, n, reps, os.path.join(tmp, f"{impl}.npz"), timeout)
+                    log(f"{assigner} n={n} {impl}: {row[impl]}")
+                both = all("error" not in row[i] for i in IMPLS)
+                row["match"] = _same(*(os.path.join(tmp, f"{i}.npz") for i in IMPLS)) if both else None
+                rows.append(row)
+    return rows
+
+
+def _fmt_time(r):
+    return f"{r['median_s']:.3f}" if "median_s" in r else r["error"]
+
+
+def _fmt_mem(r):
+    return f"{r['peak_bytes'] / 2**20:.0f}" if "peak_bytes" in r else "-"
+
+
+def markdown_table(rows):
+    """Rows -> Markdown table with speed-up and memory ratios."""
+    lines = ["| assigner | n | ppdet s/call | ppassign s/call | speed-up | ppdet peak MiB | ppassign peak MiB "
+             "| memory ratio | outputs match |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a, p = r["ppassign"], r["ppdet"]
+        speed = f"{p['median_s'] / a['median_s']:.1f}x" if "median_s" in a and "median_s" in p else "-"
+        mem = (f"1/{p['peak_bytes'] / max(a['peak_bytes'], 1):.1f}"
+               if "peak_bytes" in a and "peak_bytes" in p else "-")
+        match = {True: "yes", False: "NO", None: "-"}[r["match"]]
+        lines.append(f"| {r['assigner'].upper()} | {r['n']} | {_fmt_time(p)} | {_fmt_time(a)} | {speed} | "
+                     f"{_fmt_mem(p)} | {_fmt_mem(a)} | {mem} | {match} |")
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    """Time and peak memory against n, log scale, one line per assigner x implementation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for assigner in sorted({r["assigner"] for r in rows}):
+        for impl, style in zip(IMPLS, ("-o", "--s")):
+            pts = [(r["n"], r[impl]) for r in rows if r["assigner"] == assigner and "median_s" in r[impl]]
+            if not pts:
+                continue
+            ns = [n for n, _ in pts]
+            axes[0].plot(ns, [x["median_s"] for _, x in pts], style, label=f"{assigner.upper()} {impl}")
+            axes[1].plot(ns, [max(x["peak_bytes"], 1) / 2**20 for _, x in pts], style,
+                         label=f"{assigner.upper()} {impl}")
+    for ax, title in zip(axes, ("median time per call (s)", "peak memory growth (MiB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("GT objects per image (n)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"B={BATCH}, {IMAGE_SIZE}x{IMAGE_SIZE}, strides {STRIDES}, C={NUM_CLASSES}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    name, impl_name, n_gts, reps, out_file = sys.argv[1:6]
+    print(json.dumps(run_case(name, impl_name, int(n_gts), int(reps), out_file)))
