@@ -231,3 +231,34 @@ def test_bad_constructor_arguments_raise():
         ATSSAssigner(topk=0)
     with pytest.raises(ValueError, match="sm_use"):
         ATSSAssigner(sm_use=True)
+
+
+def test_anchors_off_a_regular_grid_use_the_full_path_and_match_ppdet():
+    rng = np.random.default_rng(8)
+    anchors, _, counts = anchor_grid(160)
+    jitter = paddle.to_tensor(rng.uniform(-2, 2, size=(anchors.shape[0], 1)).astype("float32"))
+    labels, boxes, mask = random_gt(rng, 3, 8)
+    assert_same_assignment(*_both(anchors + jitter, counts, labels, boxes, mask))
+
+
+def test_integer_boxes_with_many_distance_ties_match_ppdet():
+    rng = np.random.default_rng(9)
+    anchors, _, counts = anchor_grid(160)
+    labels, boxes, mask = random_gt(rng, 4, 16)
+    boxes = paddle.to_tensor(np.round(boxes.numpy() / 4) * 4)
+    for force in (False, True):
+        assert_same_assignment(*_both(anchors, counts, labels, boxes, mask, force=force))
+
+
+def test_sparse_candidates_equal_full_level_candidates_as_sets():
+    from ppassign import geometry, grid
+    rng = np.random.default_rng(10)
+    anchors, _, counts = anchor_grid(160)
+    _, boxes, _ = random_gt(rng, 1, 12, fill=[12])
+    centers = geometry.box_centers(boxes[0])
+    anchor_centers = geometry.box_centers(anchors)
+    layer = ATSSAssigner(topk=9)
+    levels = geometry.level_slices(counts)
+    sparse = layer._candidates_sparse(centers, anchor_centers, levels, grid.level_axes(anchor_centers.numpy(), counts))
+    full = layer._candidates(centers, anchor_centers, levels)
+    np.testing.assert_array_equal(np.sort(sparse.numpy(), 1), np.sort(full.numpy(), 1))

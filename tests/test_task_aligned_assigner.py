@@ -163,3 +163,26 @@ def test_bad_constructor_arguments_raise():
         TaskAlignedAssigner(topk=0)
     with pytest.raises(ValueError, match="is_close_gt"):
         TaskAlignedAssigner(is_close_gt=True)
+
+
+def test_points_off_a_regular_grid_use_the_full_path_and_match_ppdet():
+    scores, pred, points, counts, labels, boxes, mask = _inputs(23)
+    jitter = paddle.to_tensor(np.random.default_rng(23).uniform(-2, 2, size=points.shape).astype("float32"))
+    assert_same_assignment(*_both(scores, pred, points + jitter, counts, labels, boxes, mask))
+
+
+def test_quantised_scores_with_metric_ties_match_ppdet():
+    scores, pred, points, counts, labels, boxes, mask = _inputs(24)
+    coarse = paddle.to_tensor(np.round(scores.numpy() * 4) / 4 + 0.01)
+    big = paddle.to_tensor(np.concatenate([pred.numpy()[..., :2] * 0, pred.numpy()[..., 2:] * 0 + 160], -1))
+    assert_same_assignment(*_both(coarse, big, points, counts, labels, boxes, mask))
+
+
+def test_sparse_path_settles_most_gts_without_the_full_row():
+    from ppassign import grid
+    scores, pred, points, counts, labels, boxes, mask = _inputs(25, batch=1, num_max=10, fill=[10])
+    layer = TaskAlignedAssigner()
+    axes = grid.level_axes(points.numpy(), counts)
+    owners, anchors, ambiguous = layer._topk_sparse(scores[0], pred[0], boxes[0], labels[0, :, 0].astype("int64"),
+                                                    axes, counts)
+    assert len(ambiguous) <= 3 and len(owners) > 0
