@@ -25,7 +25,7 @@ CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "config
 TINY = {
     "ppyoloe": os.path.join(CONFIGS, "ppyoloe", "ppyoloe_plus_tiny_synthetic.yml"),
     "picodet": os.path.join(CONFIGS, "picodet", "picodet_tiny_synthetic.yml"),
-    "tood": os.path.join(CONFIGS, "tood", "tood_r18_tiny_synthetic.yml"),
+    "tood": os.path.join(CONFIGS, "tood", "tood_tiny_synthetic.yml"),
 }
 PPDET_NAMES_EXAMPLE = os.path.join(CONFIGS, "swap_examples", "ppyoloe_plus_tiny_ppdet_names.yml")
 # Small enough for a 2-core CI budget: 2 images of 64 px, batch 2 -> one iteration per epoch.
