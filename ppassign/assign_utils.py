@@ -3,9 +3,11 @@
 Both assigners first pick positive (GT, anchor) pairs for each image, sparsely; these helpers turn the pairs
 into PaddleDetection's dense outputs without building [B, n, L] intermediates.
 """
+import numpy as np
 import paddle
 
 from .compat import ASSIGNER_RETURNS_MASK_POSITIVE
+from .geometry import aligned_iou
 
 
 def per_anchor_counts(anchor_idx, gt_idx, num_anchors):
@@ -28,7 +30,44 @@ def per_anchor_counts(anchor_idx, gt_idx, num_anchors):
     return counts, gt_sum
 
 
-def one_gt_per_anchor(anchor_idx, gt_idx, num_anchors, iou_with_all_gts):
+# Pairs examined at once when looking for the GTs that overlap an anchor's box (bounds host memory).
+_OVERLAP_CHUNK = 1 << 22
+
+
+def best_iou_gt(boxes, gt_boxes, eps):
+    """For each box, the GT slot of highest IoU, the first on ties, 0 when it overlaps none (as argmax gives).
+
+    Only the pairs that overlap (positive width and height of the intersection, found on the host) get an
+    IoU; every other pair's IoU is exactly 0, so the result equals argmax over a full [M, n] IoU matrix.
+
+    Args:
+        boxes (Tensor[M, 4]), gt_boxes (Tensor[n, 4]): xyxy; eps (float): IoU epsilon of the caller.
+    Returns:
+        Tensor[M] int64.
+    """
+    a, g = boxes.numpy(), gt_boxes.numpy()
+    rows, cols = [], []
+    step = max(1, _OVERLAP_CHUNK // max(len(g), 1))
+    for i in range(0, len(a), step):
+        c = a[i:i + step, None]
+        w = np.minimum(c[..., 2], g[None, :, 2]) - np.maximum(c[..., 0], g[None, :, 0])
+        h = np.minimum(c[..., 3], g[None, :, 3]) - np.maximum(c[..., 1], g[None, :, 1])
+        r, k = np.nonzero((w > 0) & (h > 0))
+        rows.append(r + i)
+        cols.append(k)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    winners = np.zeros(len(a), np.int64)
+    if len(rows):
+        ious = aligned_iou(paddle.gather(gt_boxes, paddle.to_tensor(cols)), paddle.gather(boxes, paddle.to_tensor(rows)),
+                           eps=eps).numpy()
+        order = np.lexsort((cols, -ious, rows))
+        first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+        first = first[ious[first] > 0]
+        winners[rows[first]] = cols[first]
+    return paddle.to_tensor(winners)
+
+
+def one_gt_per_anchor(anchor_idx, gt_idx, num_anchors, anchor_boxes, gt_boxes, eps):
     """Give every anchor at most one GT; an anchor claimed by several takes the GT it overlaps most.
 
     As in PaddleDetection, the winner is the argmax of IoU over *all* GT slots of the image (the first on
@@ -37,7 +76,8 @@ def one_gt_per_anchor(anchor_idx, gt_idx, num_anchors, iou_with_all_gts):
     Args:
         anchor_idx (Tensor[P], int64), gt_idx (Tensor[P], int64): positive pairs of one image.
         num_anchors (int): L.
-        iou_with_all_gts (callable): Tensor[M] anchor indices -> Tensor[M, n] IoU with every GT slot.
+        anchor_boxes (Tensor[L, 4]): the boxes IoU is measured with (anchors for ATSS, predictions for TAL).
+        gt_boxes (Tensor[n, 4]): every GT slot of the image; eps (float): IoU epsilon.
     Returns:
         assigned_gt (Tensor[L], int64): the anchor's GT (0 where none, as ppdet's argmax gives).
         positive (Tensor[L], bool).
@@ -46,7 +86,7 @@ def one_gt_per_anchor(anchor_idx, gt_idx, num_anchors, iou_with_all_gts):
     assigned_gt = paddle.where(counts == 1, gt_sum, paddle.zeros_like(gt_sum))
     multi = paddle.nonzero(counts > 1).flatten()
     if multi.shape[0] > 0:
-        winners = iou_with_all_gts(multi).argmax(axis=-1)
+        winners = best_iou_gt(paddle.gather(anchor_boxes, multi), gt_boxes, eps)
         assigned_gt = paddle.scatter(assigned_gt, multi, winners)
     return assigned_gt, counts > 0
 

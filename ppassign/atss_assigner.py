@@ -198,10 +198,8 @@ class ATSSAssigner(nn.Layer):
         pair_anchor, pair_gt = cand[keep], gt_of_pair[keep]
 
         # 7. an anchor claimed by several GTs goes to the GT of highest IoU (over all GT slots)
-        def iou_with_all_gts(anchors):
-            return G.aligned_iou(paddle.gather(anchor_bboxes, anchors).unsqueeze(1), gt_boxes.unsqueeze(0),
-                                 eps=G.IOU_EPS_ANCHOR)
-        assigned_gt, positive = one_gt_per_anchor(pair_anchor, pair_gt, num_anchors, iou_with_all_gts)
+        assigned_gt, positive = one_gt_per_anchor(pair_anchor, pair_gt, num_anchors, anchor_bboxes, gt_boxes,
+                                                  G.IOU_EPS_ANCHOR)
         # 8. optionally: the best-IoU anchor of exactly one GT goes to that GT
         if self.force_gt_matching:
             best = self._best_anchor_per_gt(boxes, anchor_bboxes)

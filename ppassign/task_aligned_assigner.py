@@ -218,10 +218,8 @@ class TaskAlignedAssigner(nn.Layer):
         scores_t = pred_scores.transpose([1, 0])                                  # [C, L]
 
         # 4. an anchor claimed by several GTs goes to the GT its prediction overlaps most
-        def iou_with_all_gts(anchors):
-            return G.aligned_iou(gt_boxes.unsqueeze(0), paddle.gather(pred_boxes, anchors).unsqueeze(1),
-                                 eps=G.IOU_EPS_PRED)
-        assigned_gt, positive = one_gt_per_anchor(pair_anchor, pair_gt, num_anchors, iou_with_all_gts)
+        assigned_gt, positive = one_gt_per_anchor(pair_anchor, pair_gt, num_anchors, pred_boxes, gt_boxes,
+                                                  G.IOU_EPS_PRED)
         # 5. normalise: metric / max metric of the GT * max IoU of the GT, over the GT's positives
         return assigned_gt, positive, self._normalised_metric(
             scores_t, pred_boxes, gt_labels.astype("int64"), gt_boxes, assigned_gt, positive)
