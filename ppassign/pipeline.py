@@ -28,6 +28,8 @@ logger = logging.getLogger("ppassign")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 # Detections with a score below this are neither drawn nor written by `infer` (PaddleDetection's default).
 DRAW_THRESHOLD = 0.5
+# COCOeval.stats holds 12 numbers (AP x6, AR x6).
+NUM_COCO_STATS = 12
 
 
 class PipelineError(Exception):
@@ -132,13 +134,25 @@ def _check_module_names(cfg, path):
         raise PipelineError(f"config {path}: unknown module name {arch!r} (architecture)")
     seen = set()
 
+    def module_keys(schema):
+        """Keys that name sub-modules: injected ones, and those whose default names a registered module."""
+        keys = set(getattr(schema, "inject", None) or ())
+        for key, value in schema.schema.items():
+            default = value.default if value.has_default() else None
+            if isinstance(default, str) and known(default):
+                keys.add(key)
+        return keys
+
     def visit(name):
         if name in seen:
             return
         seen.add(name)
         schema = global_config[name]
-        for key in getattr(schema, "inject", None) or ():
-            value = schema[key] if key in schema or schema.has_default(key) else None
+        for key in module_keys(schema):
+            try:
+                value = schema[key]
+            except KeyError:
+                continue
             child = value.get("name") if isinstance(value, dict) else value
             if child is None or not isinstance(child, str):
                 continue
@@ -243,11 +257,29 @@ def _register_callback(trainer, callback):
 
 
 def coco_summary(results):
-    """{'bbox': [12 COCOeval stats]} -> {'mAP': AP@[.5:.95], 'AP50': AP@.5, 'AP75': AP@.75} (None if absent)."""
-    stats = results.get("bbox") if results else None
-    if not stats or len(stats) < 3:
-        return None
-    return {"mAP": float(stats[0]), "AP50": float(stats[1]), "AP75": float(stats[2])}
+    """{'bbox': [12 COCOeval stats]} -> {'mAP': AP@[.5:.95], 'AP50': AP@.5, 'AP75': AP@.75, 'stats': [12]}.
+
+    ppdet reports no 'bbox' entry when the model detected nothing at all; that is scored as all zeros
+    (what COCOeval gives for an empty result set), with 'no_detections': True.
+    """
+    stats = (results or {}).get("bbox")
+    if stats is None or len(stats) < 3:
+        return {"mAP": 0.0, "AP50": 0.0, "AP75": 0.0, "stats": [0.0] * NUM_COCO_STATS, "no_detections": True}
+    stats = [float(v) for v in stats]
+    return {"mAP": stats[0], "AP50": stats[1], "AP75": stats[2], "stats": stats}
+
+
+def _format_summary(summary):
+    text = f"COCO bbox mAP(0.50:0.95) = {summary['mAP']:.4f}  AP50 = {summary['AP50']:.4f}  " \
+           f"AP75 = {summary['AP75']:.4f}"
+    return text + ("  (the model detected nothing)" if summary.get("no_detections") else "")
+
+
+def _set_output_eval(cfg):
+    """Make ppdet's COCO metric write its bbox.json under the save dir instead of the current directory."""
+    if not cfg.get("output_eval"):
+        cfg["output_eval"] = os.path.join(cfg.get("save_dir", "output"), cfg.filename)
+    os.makedirs(cfg["output_eval"], exist_ok=True)
 
 
 def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=False, vdl_log_dir=None,
@@ -274,6 +306,7 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
         set_random_seed(seed)
     if eval:
         _check_eval_dataset(cfg)
+        _set_output_eval(cfg)
     trainer = _make_trainer(cfg, "train")
     if resume:
         trainer.resume_weights(_weights_file(resume)[:-len(".pdparams")])
@@ -289,8 +322,7 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
     if paddle.distributed.get_rank() == 0:
         print(f"ppassign: training finished in {seconds:.0f} s; weights: {weights}.pdparams", flush=True)
         if summary:
-            print(f"ppassign: final COCO bbox mAP(0.50:0.95) = {summary['mAP']:.4f}  AP50 = {summary['AP50']:.4f}"
-                  f"  AP75 = {summary['AP75']:.4f}", flush=True)
+            print(f"ppassign: final {_format_summary(summary)}", flush=True)
     return {"weights": weights, "metrics": summary, "seconds": seconds}
 
 
@@ -328,18 +360,16 @@ def evaluate(config, overrides=(), weights=None):
     if not weights:
         raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
     _weights_file(weights)
+    if str(cfg.get("metric", "")).upper() != "COCO":
+        raise PipelineError(f"eval reports COCO box metrics; the config's metric is {cfg.get('metric')!r}")
+    _set_output_eval(cfg)
     trainer = _make_trainer(cfg, "eval")
     load_weights_strict(trainer.model, weights)
     recorder = _MetricRecorder(trainer)
     _register_callback(trainer, recorder)
     trainer.evaluate()
-    results = recorder.history[-1]["results"] if recorder.history else {}
-    summary = coco_summary(results)
-    if summary is None:
-        raise PipelineError(f"evaluation produced no COCO box metrics (metric: {cfg.get('metric')})")
-    summary["stats"] = results["bbox"]
-    print(f"ppassign: COCO bbox mAP(0.50:0.95) = {summary['mAP']:.4f}  AP50 = {summary['AP50']:.4f}  "
-          f"AP75 = {summary['AP75']:.4f}", flush=True)
+    summary = coco_summary(recorder.history[-1]["results"] if recorder.history else {})
+    print(f"ppassign: {_format_summary(summary)}", flush=True)
     return summary
 
 

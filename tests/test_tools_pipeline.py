@@ -1,0 +1,154 @@
+"""tools/ and ppassign.pipeline end to end on a tiny generated dataset: train -> eval -> export -> infer."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ppassign  # noqa: F401
+from ppassign import pipeline
+from ppassign.data import make_synthetic_coco
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(REPO, "configs", "quickstart", "quickstart_tal.yml")
+TOOLS = os.path.join(REPO, "tools")
+
+
+def tiny_overrides(dataset_dir):
+    """A 1-epoch, 8-image, narrow-model version of the quickstart config."""
+    return [f"TrainDataset.dataset_dir={dataset_dir}", "TrainDataset.num_images=8",
+            f"EvalDataset.dataset_dir={dataset_dir}", "EvalDataset.num_images=4", "epoch=1", "snapshot_epoch=1",
+            "TrainReader.batch_size=4", "EvalReader.batch_size=4", "width_mult=0.125", "log_iter=1",
+            # a 2-iteration model scores every box near its 0.01 prior: keep some for the comparisons
+            "PPYOLOEHead.nms.score_threshold=0.001", "PPYOLOEHead.nms.keep_top_k=20"]
+
+
+def run_tool(tool, *args, cwd):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, os.path.join(TOOLS, tool), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Train the tiny model once with tools/train.py --eval; returns (workdir, overrides, weights)."""
+    work = tmp_path_factory.mktemp("tools")
+    overrides = tiny_overrides(work / "dataset")
+    proc = run_tool("train.py", "-c", CONFIG, "--eval", "--output_dir", str(work / "out"), "-o", *overrides,
+                    cwd=work)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    weights = work / "out" / "quickstart_tal" / "model_final"
+    return work, overrides, str(weights), proc.stdout + proc.stderr
+
+
+def test_train_writes_weights_and_prints_final_coco_metrics(trained):
+    _, _, weights, log = trained
+    assert os.path.isfile(weights + ".pdparams")
+    assert "final COCO bbox mAP(0.50:0.95) = " in log and "AP50 = " in log
+    assert "eta:" in log  # progress line with ETA
+
+
+def test_eval_returns_coco_metrics(trained):
+    work, overrides, weights, _ = trained
+    metrics = pipeline.evaluate(CONFIG, overrides + [f"weights={weights}"])
+    assert set(metrics) >= {"mAP", "AP50", "AP75", "stats"}
+    assert len(metrics["stats"]) == 12
+    assert 0.0 <= metrics["mAP"] <= metrics["AP50"] <= 1.0
+
+
+def test_export_then_inference_matches_dygraph(trained):
+    work, overrides, weights, _ = trained
+    model_dir = pipeline.export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
+    files = set(os.listdir(model_dir))
+    assert "model.pdiparams" in files and "infer_cfg.yml" in files
+    assert files & {"model.json", "model.pdmodel"}
+    image_dir, _ = make_synthetic_coco(work / "dataset", split="val", num_images=4, image_size=160,
+                                       min_object_size=8, max_objects=6, num_clutter=4)
+    image = pipeline._read_image(os.path.join(image_dir, "000000.png"))
+    exported = pipeline.ExportedPredictor(model_dir).predict(image)
+    dygraph = pipeline.DygraphPredictor(CONFIG, overrides + [f"weights={weights}"]).predict(image)
+    assert exported.ndim == 2 and exported.shape[1] == 6 and len(exported) > 0
+    assert exported.shape == dygraph.shape
+    np.testing.assert_allclose(exported, dygraph, atol=1e-4, rtol=1e-4)
+
+
+def test_infer_from_weights_and_from_exported_model_write_images_and_json(trained):
+    work, overrides, weights, _ = trained
+    model_dir = os.path.join(work, "inference", "quickstart_tal")
+    if not os.path.isdir(model_dir):
+        pipeline.export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
+    image = os.path.join(work, "dataset", "images", "val", "000001.png")
+    out1 = work / "infer_weights"
+    proc = run_tool("infer.py", "-c", CONFIG, "--infer_img", image, "--output_dir", str(out1),
+                    "--draw_threshold", "0.0", "-o", *overrides, f"weights={weights}", cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out2 = work / "infer_exported"
+    pipeline.infer(model_dir=model_dir, infer_dir=os.path.dirname(image), output_dir=str(out2), draw_threshold=0.0)
+    for out, count in ((out1, 1), (out2, 4)):
+        assert len([f for f in os.listdir(out) if f.endswith(".png")]) == count
+        detections = json.load(open(out / "detections.json"))
+        assert detections and set(detections[0]) == {"image", "category_id", "category", "score", "bbox"}
+        assert len(detections[0]["bbox"]) == 4
+
+
+# --------------------------------------------------------------------------------------- clear errors
+
+def test_tool_error_is_one_line_without_stack_trace(tmp_path):
+    proc = run_tool("eval.py", "-c", str(tmp_path / "missing.yml"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: config file not found")
+    assert "Traceback" not in proc.stderr
+
+
+def test_corrupt_config_is_reported(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("architecture: [unclosed\n  - x: :\n")
+    with pytest.raises(pipeline.PipelineError, match="not valid YAML"):
+        pipeline.load_config(str(bad))
+
+
+def test_unknown_module_name_in_config_is_reported(tmp_path):
+    bad = tmp_path / "unknown.yml"
+    bad.write_text(f"_BASE_: ['{CONFIG}']\nPPYOLOEHead:\n  assigner:\n    name: NoSuchAssigner\n")
+    with pytest.raises(pipeline.PipelineError, match="unknown module name 'NoSuchAssigner'"):
+        pipeline.load_config(str(bad))
+
+
+def test_unknown_architecture_is_reported(tmp_path):
+    with pytest.raises(pipeline.PipelineError, match="unknown module name 'NoSuchArch'"):
+        pipeline.load_config(CONFIG, ["architecture=NoSuchArch"])
+
+
+def test_weights_that_do_not_match_the_config_are_reported(trained):
+    _, overrides, weights, _ = trained
+    wider = [o for o in overrides if not o.startswith("width_mult")] + ["width_mult=0.25"]
+    with pytest.raises(pipeline.PipelineError, match="do not match the config"):
+        pipeline.DygraphPredictor(CONFIG, wider + [f"weights={weights}"])
+
+
+def test_missing_weights_file_is_reported(tmp_path):
+    with pytest.raises(pipeline.PipelineError, match="weights file not found"):
+        pipeline.evaluate(CONFIG, tiny_overrides(tmp_path) + [f"weights={tmp_path / 'nothing'}"])
+
+
+def test_empty_image_folder_is_reported(tmp_path):
+    with pytest.raises(pipeline.PipelineError, match="no images"):
+        pipeline.infer(model_dir=str(tmp_path), infer_dir=str(tmp_path))
+
+
+def test_override_without_equals_is_reported():
+    with pytest.raises(pipeline.PipelineError, match="key=value"):
+        pipeline.parse_overrides(["epoch"])
+
+
+def test_override_ppdet_assigners_switches_yaml_names():
+    from ppdet.core.workspace import global_config
+    from ppassign import registry
+    try:
+        pipeline.load_config(CONFIG, override_ppdet_assigners=True)
+        cls = global_config["ATSSAssigner"].pymodule.ATSSAssigner
+        assert cls.__module__.startswith("ppassign")
+    finally:
+        registry.restore_ppdet_names()
