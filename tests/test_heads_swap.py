@@ -112,8 +112,8 @@ def _set_static_assigner_epoch(cfg, epochs):
     merge_config({head_section: {"static_assigner_epoch": epochs}})
 
 
-def _batch(num_max_boxes, real, seed=0):
-    """A training batch of 2 images of IMAGE_SIZE px with `num_max_boxes` GT slots, the first `real` filled."""
+def _batch(num_max_boxes, real, seed=0, size=IMAGE_SIZE):
+    """A training batch of 2 images of `size` px with `num_max_boxes` GT slots, the first `real` filled."""
     rng = np.random.RandomState(seed)
     batch = 2
     boxes = np.zeros([batch, num_max_boxes, 4], "float32")
@@ -121,15 +121,15 @@ def _batch(num_max_boxes, real, seed=0):
     pad = np.zeros([batch, num_max_boxes, 1], "float32")
     for b in range(batch):
         for j in range(real):
-            x, y = rng.uniform(0, IMAGE_SIZE / 2, 2)
-            w, h = rng.uniform(12, IMAGE_SIZE / 2, 2)
+            x, y = rng.uniform(0, size / 2, 2)
+            w, h = rng.uniform(12, size / 2, 2)
             boxes[b, j] = [x, y, x + w, y + h]
             labels[b, j] = rng.randint(NUM_CLASSES)
             pad[b, j] = 1
     return {
-        "image": paddle.to_tensor(rng.rand(batch, 3, IMAGE_SIZE, IMAGE_SIZE).astype("float32")),
+        "image": paddle.to_tensor(rng.rand(batch, 3, size, size).astype("float32")),
         "im_id": paddle.to_tensor(np.arange(batch).reshape([batch, 1])),
-        "im_shape": paddle.to_tensor(np.full([batch, 2], IMAGE_SIZE, "float32")),
+        "im_shape": paddle.to_tensor(np.full([batch, 2], size, "float32")),
         "scale_factor": paddle.ones([batch, 2]),
         "gt_bbox": paddle.to_tensor(boxes), "gt_class": paddle.to_tensor(labels),
         "pad_gt_mask": paddle.to_tensor(pad), "curr_iter": 0,
@@ -328,3 +328,42 @@ def test_swap_example_differs_from_ours_only_in_the_assigner_names():
     assert ours_head["static_assigner"].pop("name") == "PPAssignATSSAssigner"
     assert ours_head["assigner"].pop("name") == "PPAssignTaskAlignedAssigner"
     assert theirs_head == ours_head
+
+
+# ppdet's ATSSAssigner needs every FPN level to hold >= topk (9) anchors, i.e. a 3 x 3 map at the largest
+# stride (ppassign's clips topk per level): 96 px for stride 32, 192 px for 64, 384 px for 128.
+PARITY_IMAGE_SIZE = {"ppyoloe": 96, "picodet": 192, "tood": 384}
+
+
+def _losses_over_the_switch(family, static_name, dynamic_name):
+    """Seeded model with the given assigner names -> (its assigner types, losses of 3 SGD steps: ATSS, then
+    task-aligned twice)."""
+    with fresh_ppdet_config():
+        cfg = load_config(TINY[family])
+        _set_static_assigner_epoch(cfg, 1)
+        head_section = {"YOLOv3": "PPYOLOEHead", "PicoDet": "PicoHeadV2", "TOOD": "TOODHead"}[cfg.architecture]
+        merge_config({head_section: {"static_assigner": {"name": static_name},
+                                     "assigner": {"name": dynamic_name}}})
+        paddle.seed(0)
+        model = create(cfg.architecture)
+    model.train()
+    optimizer = paddle.optimizer.SGD(learning_rate=0.01, parameters=model.parameters())
+    batch = _batch(4, real=3, seed=2, size=PARITY_IMAGE_SIZE[family])
+    head = _head(model)
+    types = (type(head.static_assigner), type(head.assigner))
+    return types, [_train_step(model, optimizer, batch, epoch_id)[0] for epoch_id in (0, 1, 1)]
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_swapping_the_assigners_leaves_training_unchanged(family):
+    """Same seed, same batch: ppdet's assigners and ppassign's give the same losses, step after step."""
+    their_types, theirs = _losses_over_the_switch(family, "ATSSAssigner", "TaskAlignedAssigner")
+    our_types, ours = _losses_over_the_switch(family, "PPAssignATSSAssigner", "PPAssignTaskAlignedAssigner")
+    assert their_types == (PpdetATSS, PpdetTAL)
+    assert issubclass(our_types[0], ppassign.ATSSAssigner)
+    assert issubclass(our_types[1], ppassign.TaskAlignedAssigner)
+    for step, (a, b) in enumerate(zip(theirs, ours)):
+        assert a.keys() == b.keys()
+        assert a.get("loss_iou", a.get("loss_bbox")) > 0, (step, a)  # there are positives to compare
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (step, key)
