@@ -25,8 +25,6 @@ import paddle
 import paddle.distributed as dist
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddle import ParamAttr
-from paddle.nn.initializer import Constant, Normal
 from paddle.vision.ops import deform_conv2d
 
 from . import fcos_base, registry, validation

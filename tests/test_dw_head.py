@@ -300,6 +300,28 @@ def test_gradients_reach_refinement_offsets():
     assert np.abs(offsets.grad.numpy()).sum() > 0
 
 
+def test_normalisers_are_averaged_across_ranks(monkeypatch):
+    # Two ranks, the other one holding 3x this rank's value: all_reduce sums to 4x, the mean is 2x.
+    head = _small_head(False)
+    head.train()
+    feats, targets = _feats(), _targets()
+    single = {k: float(v) for k, v in head(feats, targets).items()}
+    calls = []
+
+    def fake_all_reduce(x):
+        calls.append(float(x))
+        x.set_value(x * 4)
+
+    monkeypatch.setattr(dw.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dw.dist, "all_reduce", fake_all_reduce)
+    assert float(dw.reduce_mean(paddle.to_tensor(3.0))) == 6.0
+    calls.clear()
+    double = {k: float(v) for k, v in head(feats, targets).items()}
+    assert calls[0] == 3.0 and len(calls) == 2  # the object count (3 objects), then the negative factor
+    np.testing.assert_allclose(double["loss_cls_pos"], single["loss_cls_pos"] / 2, rtol=1e-6)
+    np.testing.assert_allclose(double["loss_loc"], single["loss_loc"] / 2, rtol=1e-6)
+
+
 # --- empty ground truth -------------------------------------------------------------------------------------
 
 def _assert_finite_losses(losses):
