@@ -332,6 +332,7 @@ class DWHead(nn.Layer):
                     num_convs=num_convs, fpn_stride=fpn_stride, beta=beta, mu=mu, norm_mu=norm_mu,
                     gamma1=gamma1, gamma2=gamma2)
         self.num_classes = int(num_classes)
+        self.in_channels = int(in_channels)
         self.fpn_stride = [int(s) for s in fpn_stride]
         self.with_refine = bool(with_refine)
         self.soft_prior = bool(soft_prior)
@@ -361,8 +362,13 @@ class DWHead(nn.Layer):
             list of (cls_logits [B, C, H, W], ltrb [B, 4, H, W] pixels, centerness_logits [B, 1, H, W],
             offsets [B, 8, H, W] | None) per level.
         """
-        if len(feats) != len(self.fpn_stride):
-            raise ValueError(f"feats must have one map per fpn_stride ({len(self.fpn_stride)}), got {len(feats)}")
+        if not isinstance(feats, (list, tuple)) or len(feats) != len(self.fpn_stride):
+            raise ValueError(f"feats must be a list of one map per fpn_stride ({len(self.fpn_stride)}), got "
+                             f"{len(feats) if isinstance(feats, (list, tuple)) else type(feats).__name__}")
+        for i, feat in enumerate(feats):  # shapes only: also a static-graph value while exporting
+            if len(getattr(feat, "shape", [])) != 4 or feat.shape[1] != self.in_channels:
+                raise ValueError(f"feats[{i}] must be [B, {self.in_channels}, H, W], got "
+                                 f"{list(getattr(feat, 'shape', [])) or type(feat).__name__}")
         out = []
         for x, scale, stride in zip(feats, self.scales, self.fpn_stride):
             cls_feat = self.cls_tower(x)
@@ -405,7 +411,10 @@ class DWHead(nn.Layer):
         pad_gt_mask = targets.get("pad_gt_mask")
         if pad_gt_mask is None and isinstance(gt_bboxes, paddle.Tensor) and gt_bboxes.ndim == 3:
             pad_gt_mask = (gt_bboxes.abs().sum(-1, keepdim=True) > 0).astype("float32")
-        valid = validation.check_gt(gt_labels, gt_bboxes, pad_gt_mask, self.num_classes)
+        try:
+            valid = validation.check_gt(gt_labels, gt_bboxes, pad_gt_mask, self.num_classes)
+        except ValueError as error:  # name the ppdet keys too: gt_labels is targets['gt_class'], ...
+            raise ValueError(f"{error} (targets['gt_class'] is gt_labels, targets['gt_bbox'] is gt_bboxes)") from None
         if gt_bboxes.shape[0] != cls_list[0].shape[0]:
             raise ValueError(f"gt_bbox has batch size {gt_bboxes.shape[0]}, the features {cls_list[0].shape[0]}")
         points, point_strides, _ = fcos_base.multi_level_points(cls_list, self.fpn_stride)

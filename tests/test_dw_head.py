@@ -398,9 +398,11 @@ def test_bad_targets_raise_value_error_naming_the_argument(change, name):
         head(_feats(), targets)
 
 
-def test_wrong_number_of_levels_raises_value_error():
+def test_bad_features_raise_value_error_naming_them():
     with pytest.raises(ValueError, match="feats"):
         _small_head(False)(_feats()[:1])
+    with pytest.raises(ValueError, match=r"feats\[1\]"):
+        _small_head(False)([_feats()[0], paddle.rand([2, 4, 3, 4])])
 
 
 # --- through ppdet's YAML -----------------------------------------------------------------------------------
