@@ -1,0 +1,296 @@
+"""Train several label-assignment methods under one budget and compare them (the library of tools/compare.py).
+
+Every method is a config in ``configs/compare/`` that shares ``_base_compare.yml`` (data, backbone, neck,
+optimizer, readers); only the head differs. For a run, each method gets a small derived config
+(``<output_dir>/<method>/config.yml``: ``_BASE_`` = the method's file, plus the budget) and is trained by the
+project's own ``tools/train.py --eval --seed`` in a subprocess (a fresh ppdet workspace per method). The
+training log is parsed for the loss, the time per iteration and the COCO numbers of every evaluation.
+
+Outputs in ``output_dir``: ``results.md`` (the table), ``results.json`` (everything parsed), ``curves.png``
+(loss vs iteration, mAP vs epoch), and per method ``config.yml``, ``train.log`` and its checkpoints.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import yaml
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG_DIR = os.path.join(REPO_ROOT, "configs", "compare")
+TRAIN_TOOL = os.path.join(REPO_ROOT, "tools", "train.py")
+
+# Method name -> (config file in CONFIG_DIR, what it is). The order is the table's order.
+METHODS = {
+    "fcos": ("fcos.yml", "FCOS (ppdet FCOSHead, baseline)"),
+    "atss_only": ("atss_only.yml", "ATSS only (PP-YOLOE head)"),
+    "tal_only": ("tal_only.yml", "task-aligned only (PP-YOLOE head)"),
+    "autoassign": ("autoassign.yml", "AutoAssign"),
+    "dw_norefine": ("dw_norefine.yml", "DW without refinement"),
+    "dw": ("dw.yml", "DW with refinement"),
+}
+
+# COCOeval.stats order (pycocotools): AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl.
+COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+NUM_COCO_STATS = len(COCO_STAT_NAMES)
+
+_TRAIN_LINE = re.compile(r"Epoch: \[(\d+)\] \[\s*(\d+)/(\d+)\].*?\bloss: ([-+0-9.eE]+|nan|inf)")
+_BATCH_COST = re.compile(r"batch_cost: ([0-9.]+)")
+_COCO_LINE = re.compile(r"Average (?:Precision|Recall)\s+\((?:AP|AR)\) @\[.*\] = (-?[0-9.]+)")
+_EMPTY_EVAL = "Evaluation results empty"
+_TRAIN_SECONDS = re.compile(r"ppassign: training finished in ([0-9.]+) s")
+
+
+class CompareError(Exception):
+    """A user-facing error (bad method name, bad budget, a training run that failed)."""
+
+
+def default_budget():
+    """The small CPU budget: all six methods together in well under an hour on 2 cores (see docs/analysis.md)."""
+    return {"epochs": 8, "train_images": 192, "val_images": 48, "image_size": 160, "batch_size": 8,
+            "eval_interval": 2}
+
+
+def check_budget(budget):
+    """ValueError naming the first budget entry that is not a positive int (image_size also >= 64)."""
+    for key in ("epochs", "train_images", "val_images", "image_size", "batch_size", "eval_interval"):
+        value = budget.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"budget {key} must be a positive int, got {value!r}")
+    if budget["image_size"] < 64:
+        raise ValueError(f"budget image_size must be >= 64 (3 FPN levels down to stride 32), got "
+                         f"{budget['image_size']}")
+    if budget["train_images"] < budget["batch_size"]:
+        raise ValueError(f"budget train_images ({budget['train_images']}) must be >= batch_size "
+                         f"({budget['batch_size']}): the reader drops the last incomplete batch")
+
+
+def parse_methods(text):
+    """'fcos,dw' or ['fcos', 'dw'] or 'all' -> checked list of method names (in METHODS order for 'all')."""
+    names = list(METHODS) if text in (None, "all") else \
+        [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    if not names:
+        raise ValueError("methods must name at least one method")
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    return names
+
+
+def derived_config(method, budget, config_dir=CONFIG_DIR):
+    """The YAML text of a method's run config: its config file as _BASE_, plus the budget's schedule.
+
+    The cosine schedule's max_epochs follows the budget's epochs, so every method decays to the same end.
+    (The dataset part of the budget is passed as -o overrides: see `dataset_overrides`.)
+    """
+    base = os.path.abspath(os.path.join(config_dir, METHODS[method][0]))
+    if not os.path.isfile(base):
+        raise CompareError(f"config of method {method!r} not found: {base}")
+    cfg = {
+        "_BASE_": [base],
+        "epoch": budget["epochs"],
+        "snapshot_epoch": budget["eval_interval"],
+        "LearningRate": {"base_lr": _base_lr(config_dir),
+                         "schedulers": [{"name": "CosineDecay", "max_epochs": budget["epochs"]},
+                                        {"name": "LinearWarmup", "start_factor": 0.1, "steps": 20}]},
+        "TrainReader": {"batch_size": budget["batch_size"]},
+    }
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+def dataset_overrides(budget, dataset_dir):
+    """``-o`` overrides that size the synthetic train/val splits and put them under `dataset_dir`."""
+    root = os.path.abspath(dataset_dir)
+    out = []
+    for split, count in (("TrainDataset", budget["train_images"]), ("EvalDataset", budget["val_images"])):
+        out += [f"{split}.dataset_dir={root}", f"{split}.num_images={count}",
+                f"{split}.image_size={budget['image_size']}"]
+    return out + [f"TestDataset.anno_path={os.path.join(root, 'annotations', 'val.json')}"]
+
+
+def _base_lr(config_dir):
+    with open(os.path.join(config_dir, "_base_compare.yml"), encoding="utf-8") as f:
+        text = f.read()
+    match = re.search(r"base_lr:\s*([0-9.eE+-]+)", text)
+    if not match:
+        raise CompareError(f"{config_dir}/_base_compare.yml has no LearningRate.base_lr")
+    return float(match.group(1))
+
+
+# ----------------------------------------------------------------------------------------------- parsing
+
+def parse_train_log(text):
+    """Read a tools/train.py log.
+
+    Returns:
+        dict: ``loss`` [(epoch, step, steps_per_epoch, loss)], ``batch_cost`` [seconds per logged step],
+        ``evals`` [(epoch, [12 COCO stats])] (an empty evaluation -- nothing detected -- counts as all 0),
+        ``seconds`` (total training wall time or None).
+    """
+    losses, costs, evals, block = [], [], [], []
+    epoch = 0
+    seconds = None
+    for line in text.splitlines():
+        match = _TRAIN_LINE.search(line)
+        if match:
+            epoch, step, steps = int(match.group(1)), int(match.group(2)), int(match.group(3))
+            losses.append((epoch, step, steps, float(match.group(4))))
+            cost = _BATCH_COST.search(line)
+            if cost:
+                costs.append(float(cost.group(1)))
+            continue
+        match = _COCO_LINE.search(line)
+        if match:
+            block.append(float(match.group(1)))
+            if len(block) == NUM_COCO_STATS:
+                evals.append((epoch, block))
+                block = []
+            continue
+        if _EMPTY_EVAL in line:
+            evals.append((epoch, [0.0] * NUM_COCO_STATS))
+            continue
+        match = _TRAIN_SECONDS.search(line)
+        if match:
+            seconds = float(match.group(1))
+    return {"loss": losses, "batch_cost": costs, "evals": evals, "seconds": seconds}
+
+
+def summarize_run(parsed, iterations=None):
+    """One table row from `parse_train_log`'s output: final COCO stats, seconds per iteration, iterations.
+
+    `iterations` (the budget's) is reported as given; without it, the last logged step is counted.
+    """
+    losses, costs = parsed["loss"], parsed["batch_cost"]
+    # The first logged steps include start-up (graph building, first data load): use the median.
+    sec_per_iter = sorted(costs)[len(costs) // 2] if costs else None
+    if iterations is None:
+        iterations = (losses[-1][0] * losses[-1][2] + losses[-1][1] + 1) if losses else 0
+    final = parsed["evals"][-1][1] if parsed["evals"] else None
+    row = {"iterations": iterations, "sec_per_iter": sec_per_iter, "train_seconds": parsed["seconds"],
+           "final_loss": losses[-1][3] if losses else None}
+    row.update({name: (final[i] if final else None) for i, name in enumerate(COCO_STAT_NAMES)})
+    return row
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+def markdown_table(rows):
+    """Markdown table of the comparison; AP columns in percent (-1 from COCOeval: no object of that size)."""
+    head = ("| method | AP | AP50 | AP75 | APs | APm | APl | s / iter | train time (s) | iterations |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+    lines = []
+    for row in rows:
+        aps = [_pct(row.get(k)) for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")]
+        cost = "-" if row.get("sec_per_iter") is None else f"{row['sec_per_iter']:.2f}"
+        secs = "-" if row.get("train_seconds") is None else f"{row['train_seconds']:.0f}"
+        status = "" if row.get("ok", True) else " (failed)"
+        lines.append(f"| {row['label']}{status} | " + " | ".join(aps) + f" | {cost} | {secs} | "
+                     f"{row.get('iterations', 0)} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def _pct(value):
+    if value is None:
+        return "-"
+    return "n/a" if value < 0 else f"{100 * value:.1f}"
+
+
+def plot_curves(runs, path):
+    """PNG with the training loss vs iteration and the mAP vs epoch of every method."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, run in runs.items():
+        loss = run["parsed"]["loss"]
+        if loss:
+            ax_loss.plot([e * n + s + 1 for e, s, n, _ in loss], [v for *_, v in loss], label=run["label"])
+        evals = run["parsed"]["evals"]
+        if evals:
+            ax_map.plot([e + 1 for e, _ in evals], [100 * stats[0] for _, stats in evals], marker="o",
+                        label=run["label"])
+    ax_loss.set(xlabel="iteration", ylabel="training loss (each method's own total)", title="loss")
+    ax_map.set(xlabel="epoch", ylabel="COCO AP (%)", title="AP@[.5:.95] on the val split")
+    for ax in (ax_loss, ax_map):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+def train_method(method, budget, output_dir, seed, dataset_dir, threads=1, config_dir=CONFIG_DIR,
+                 overrides=()):
+    """Train one method with tools/train.py in a subprocess; returns {'ok', 'parsed', 'log', 'config'}."""
+    run_dir = os.path.join(output_dir, method)
+    os.makedirs(run_dir, exist_ok=True)
+    config = os.path.join(run_dir, "config.yml")
+    with open(config, "w", encoding="utf-8") as f:
+        f.write(derived_config(method, budget, config_dir))
+    log = os.path.join(run_dir, "train.log")
+    cmd = [sys.executable, TRAIN_TOOL, "-c", config, "--eval", "--seed", str(seed),
+           "--output_dir", os.path.join(run_dir, "ckpt"), "-o", *dataset_overrides(budget, dataset_dir),
+           *overrides]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    print(f"compare: training {method}: {' '.join(cmd)}", flush=True)
+    with open(log, "w", encoding="utf-8") as out:
+        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
+    with open(log, encoding="utf-8", errors="replace") as f:
+        parsed = parse_train_log(f.read())
+    return {"ok": rc == 0, "returncode": rc, "parsed": parsed, "log": log, "config": config}
+
+
+def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, dataset_dir=None,
+                   config_dir=CONFIG_DIR, overrides=()):
+    """Train every method of `methods` under `budget` and seed; write results.md/.json and curves.png.
+
+    Args:
+        output_dir (str): where everything goes.
+        methods (str|list): names from METHODS, comma-separated, or 'all'.
+        budget (dict|None): default_budget() keys (missing ones take the defaults).
+        seed (int): passed to every training run (--seed).
+        threads (int): OMP_NUM_THREADS of each run (they run one after another).
+        dataset_dir (str|None): where the synthetic dataset is generated (default <output_dir>/dataset).
+        overrides (list[str]): extra ``key=value`` overrides passed to every run.
+    Returns:
+        list of table rows (dicts), in method order.
+    """
+    names = parse_methods(methods)
+    full = default_budget()
+    full.update(budget or {})
+    check_budget(full)
+    os.makedirs(output_dir, exist_ok=True)
+    dataset_dir = dataset_dir or os.path.join(output_dir, "dataset")
+    iterations = full["epochs"] * (full["train_images"] // full["batch_size"])
+    runs, rows = {}, []
+    tic = time.time()
+    for name in names:
+        run = train_method(name, full, output_dir, seed, dataset_dir, threads, config_dir, overrides)
+        run["label"] = METHODS[name][1]
+        runs[name] = run
+        row = {"method": name, "label": run["label"], "ok": run["ok"], **summarize_run(run["parsed"], iterations)}
+        rows.append(row)
+        _write_reports(output_dir, rows, runs, full, seed, names)
+        if not run["ok"]:
+            print(f"compare: {name} failed (exit status {run['returncode']}); see {run['log']}", flush=True)
+    print(f"compare: {len(names)} methods in {time.time() - tic:.0f} s -> {output_dir}/results.md", flush=True)
+    print(markdown_table(rows), flush=True)
+    return rows
+
+
+def _write_reports(output_dir, rows, runs, budget, seed, names):
+    """Rewrite the reports after every method, so a long run can be read while it goes on."""
+    header = (f"Budget: {budget['epochs']} epochs, {budget['train_images']} train / {budget['val_images']} val "
+              f"images of {budget['image_size']} px, batch {budget['batch_size']}, seed {seed}; "
+              f"methods done: {len(rows)} of {len(names)}.\n\n")
+    with open(os.path.join(output_dir, "results.md"), "w", encoding="utf-8") as f:
+        f.write(header + markdown_table(rows))
+    with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as f:
+        json.dump({"budget": budget, "seed": seed, "rows": rows,
+                   "curves": {k: {"loss": v["parsed"]["loss"], "evals": v["parsed"]["evals"]}
+                              for k, v in runs.items()}}, f, indent=1)
+    plot_curves(runs, os.path.join(output_dir, "curves.png"))

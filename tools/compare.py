@@ -1,0 +1,43 @@
+"""Train label-assignment methods with the same backbone, neck, budget and seed, and compare them.
+
+    python tools/compare.py --output_dir output/compare [--methods fcos,atss_only,...] [--epochs 8]
+        [--train_images 192] [--val_images 48] [--image_size 160] [--seed 0] [-o key=value ...]
+
+Writes <output_dir>/results.md (COCO AP, AP50, AP75, APs/m/l, s/iter), results.json and curves.png.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ppassign.analysis import compare  # noqa: E402
+
+
+def parse_args(argv=None):
+    budget = compare.default_budget()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", default="output/compare", help="where results and runs go")
+    parser.add_argument("--methods", default="all", help=f"comma-separated, from: {', '.join(compare.METHODS)}")
+    for key, value in budget.items():
+        parser.add_argument(f"--{key}", type=int, default=value, help=f"budget (default {value})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every training run")
+    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
+    parser.add_argument("--dataset_dir", default=None, help="synthetic dataset folder (default <output_dir>/dataset)")
+    parser.add_argument("-o", "--opt", nargs="*", default=[], help="extra key=value overrides for every method")
+    return parser.parse_args(argv), list(budget)
+
+
+def main(argv=None):
+    args, budget_keys = parse_args(argv)
+    try:
+        compare.run_comparison(args.output_dir, args.methods, {k: getattr(args, k) for k in budget_keys},
+                               args.seed, args.threads, args.dataset_dir, overrides=args.opt)
+    except (ValueError, compare.CompareError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
