@@ -1,0 +1,259 @@
+"""Per-location assignment maps of every method, as plain arrays (the core of tools/vis_assign.py and
+tools/assign_stats.py).
+
+An `AssignmentMap` holds, for the n objects of one image and the L locations of all FPN levels:
+  * ``positive`` [n, L]: how much each location is a positive of each object. Hard assigners (ATSS,
+    task-aligned) give 0/1 (their ``mask_positive`` after conflict resolution); AutoAssign gives w+ (paper
+    eq. 1, sums to 1 over S_n), DW its positive weight w_pos (official normaliser, see ppassign.dw_head).
+  * ``negative`` [n, L] or None: the method's per-object negative weighting inside the object's candidates,
+    NaN elsewhere (outside every candidate set a location is a plain negative with weight 1). AutoAssign: w-
+    (eq. 11) on the object's class channel; DW: the negative probability P_neg (eq. 5-6) before its
+    importance factor s^gamma1 (which depends on the score only, not on the assignment).
+
+The weights are computed by the methods' own code: ppassign's / PaddleDetection's assigner classes for ATSS
+and task-aligned assignment, and the pure weight functions of ppassign.autoassign_head and ppassign.dw_head
+(called here in the order their heads call them) for AutoAssign and DW.
+"""
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import paddle
+
+from .. import autoassign_head as aa
+from .. import dw_head as dw
+from .. import fcos_base
+from ..geometry import aligned_iou, points_inside_boxes
+
+# PP-YOLOE / TOOD anchors for ATSS: a square of grid_cell_scale strides around each location
+# (ppdet PPYOLOEHead grid_cell_scale=5.0, grid_cell_offset=0.5).
+GRID_CELL_SCALE = 5.0
+GRID_CELL_OFFSET = 0.5
+
+
+@dataclass
+class Grid:
+    """Locations of all FPN levels, level by level, row-major in a level.
+
+    Attributes:
+        points (np.ndarray[L, 2]): (x, y) in input pixels.
+        strides (np.ndarray[L]): stride of each location's level.
+        shapes (list[(H_l, W_l)]): feature map size of each level.
+        level_strides (list[int]): stride of each level.
+    """
+    points: np.ndarray
+    strides: np.ndarray
+    shapes: List[tuple]
+    level_strides: List[int]
+
+    @property
+    def counts(self):
+        """Locations per level (list[int])."""
+        return [h * w for h, w in self.shapes]
+
+    def level_index(self):
+        """np.ndarray[L] int: the level of each location."""
+        return np.repeat(np.arange(len(self.shapes)), self.counts)
+
+    def anchors(self, cell_scale=GRID_CELL_SCALE):
+        """np.ndarray[L, 4] xyxy: squares of `cell_scale` strides centred on the locations."""
+        half = (cell_scale * self.strides / 2.0)[:, None]
+        return np.concatenate([self.points - half, self.points + half], axis=1).astype(np.float32)
+
+
+def make_grid(height, width, strides, offset=GRID_CELL_OFFSET):
+    """The Grid of an input of `height` x `width` pixels (feature maps of ceil(size / stride)).
+
+    Args:
+        height, width (int): input size in pixels. strides (list[int]): one per level, in the head's order.
+        offset (float): 0.5 = cell centres (PP-YOLOE, FCOS, AutoAssign and DW here).
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"height and width must be >= 1, got {height} x {width}")
+    if not strides or any(int(s) < 1 for s in strides):
+        raise ValueError(f"strides must be a non-empty list of positive ints, got {strides!r}")
+    shapes = [(-(-int(height) // int(s)), -(-int(width) // int(s))) for s in strides]
+    return grid_from_shapes(shapes, strides, offset)
+
+
+def grid_from_shapes(shapes, strides, offset=GRID_CELL_OFFSET):
+    """The Grid of feature maps of the given [(H_l, W_l)] shapes and strides."""
+    if len(shapes) != len(strides):
+        raise ValueError(f"shapes has {len(shapes)} levels but strides has {len(strides)}")
+    points, point_strides = [], []
+    for (h, w), stride in zip(shapes, strides):
+        ys, xs = np.meshgrid((np.arange(h) + offset) * stride, (np.arange(w) + offset) * stride, indexing="ij")
+        points.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        point_strides.append(np.full(h * w, float(stride)))
+    return Grid(np.concatenate(points).astype(np.float32), np.concatenate(point_strides).astype(np.float32),
+                [(int(h), int(w)) for h, w in shapes], [int(s) for s in strides])
+
+
+@dataclass
+class AssignmentMap:
+    """One method's assignment of one image (see the module docstring).
+
+    Attributes:
+        method (str). grid (Grid). boxes (np.ndarray[n, 4]) xyxy input pixels. labels (np.ndarray[n]) int.
+        positive (np.ndarray[n, L]). negative (np.ndarray[n, L] | None).
+        hard (bool): positive is 0/1.
+    """
+    method: str
+    grid: Grid
+    boxes: np.ndarray
+    labels: np.ndarray
+    positive: np.ndarray
+    negative: Optional[np.ndarray] = None
+    hard: bool = True
+
+
+def check_objects(boxes, labels, num_classes):
+    """Checked float32 [n, 4] boxes and int64 [n] labels (ValueError naming the argument)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4) if np.size(boxes) else np.zeros([0, 4], np.float32)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    if len(labels) != len(boxes):
+        raise ValueError(f"labels must have one entry per box: {len(labels)} labels for {len(boxes)} boxes")
+    if not np.isfinite(boxes).all():
+        raise ValueError("boxes must be finite")
+    if len(boxes) and ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any():
+        raise ValueError("boxes must be xyxy with x2 > x1 and y2 > y1")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, num_classes={num_classes}), got {labels.min()}..{labels.max()}")
+    return boxes, labels
+
+
+def _gt_tensors(boxes, labels):
+    """[1, n, 4] float32, [1, n, 1] int32 and the [1, n, 1] all-ones pad mask of one image."""
+    n = len(boxes)
+    return (paddle.to_tensor(boxes.reshape(1, n, 4)), paddle.to_tensor(labels.reshape(1, n, 1).astype(np.int32)),
+            paddle.ones([1, n, 1], "float32"))
+
+
+def _mask_positive(outputs, n, num_locations):
+    """The [n, L] 0/1 mask_positive of an assigner's outputs (ppdet 2.6 returns it as the 4th value)."""
+    if len(outputs) < 4:
+        raise ValueError("the assigner returned no mask_positive (construct ppassign's with "
+                         "return_mask_positive=True)")
+    return outputs[3].numpy().reshape(n, num_locations).astype(np.float32)
+
+
+def atss_map(assigner, grid, boxes, labels, num_classes, cell_scale=GRID_CELL_SCALE, method="atss"):
+    """ATSS positives: `assigner` (ppassign's or ppdet's ATSSAssigner) on the grid's anchors.
+
+    Args:
+        assigner: called as PP-YOLOE's head calls its static assigner.
+        grid (Grid), boxes (np.ndarray[n, 4]), labels (np.ndarray[n]), num_classes (int).
+        cell_scale (float): anchor side in strides.
+    Returns:
+        AssignmentMap with a 0/1 positive [n, L].
+    """
+    boxes, labels = check_objects(boxes, labels, num_classes)
+    num_locations = len(grid.points)
+    if len(boxes) == 0:
+        return AssignmentMap(method, grid, boxes, labels, np.zeros([0, num_locations], np.float32))
+    gt_boxes, gt_labels, pad = _gt_tensors(boxes, labels)
+    outputs = assigner(paddle.to_tensor(grid.anchors(cell_scale)), grid.counts, gt_labels, gt_boxes, pad,
+                       bg_index=num_classes)
+    return AssignmentMap(method, grid, boxes, labels, _mask_positive(outputs, len(boxes), num_locations))
+
+
+def task_aligned_map(assigner, grid, boxes, labels, pred_scores, pred_boxes, method="tal"):
+    """Task-aligned positives: `assigner` (ppassign's or ppdet's TaskAlignedAssigner) on predictions.
+
+    Args:
+        assigner: called as PP-YOLOE's head calls its assigner.
+        grid (Grid), boxes (np.ndarray[n, 4]), labels (np.ndarray[n]).
+        pred_scores (np.ndarray[L, C]): class probabilities. pred_boxes (np.ndarray[L, 4]): xyxy input pixels.
+    Returns:
+        AssignmentMap with a 0/1 positive [n, L].
+    """
+    num_locations, num_classes = np.shape(pred_scores)
+    boxes, labels = check_objects(boxes, labels, num_classes)
+    if np.shape(pred_boxes) != (num_locations, 4) or num_locations != len(grid.points):
+        raise ValueError(f"pred_scores [L, C] and pred_boxes [L, 4] must have L = {len(grid.points)} rows, got "
+                         f"{list(np.shape(pred_scores))} and {list(np.shape(pred_boxes))}")
+    if len(boxes) == 0:
+        return AssignmentMap(method, grid, boxes, labels, np.zeros([0, num_locations], np.float32))
+    gt_boxes, gt_labels, pad = _gt_tensors(boxes, labels)
+    outputs = assigner(paddle.to_tensor(np.asarray(pred_scores, np.float32)[None]),
+                       paddle.to_tensor(np.asarray(pred_boxes, np.float32)[None]), paddle.to_tensor(grid.points),
+                       grid.counts, gt_labels, gt_boxes, pad, bg_index=num_classes)
+    return AssignmentMap(method, grid, boxes, labels, _mask_positive(outputs, len(boxes), num_locations))
+
+
+def proxy_predictions(grid, num_classes, cell_scale=GRID_CELL_SCALE, score=0.5):
+    """A model-free stand-in for task-aligned assignment: every location predicts its own anchor box with the
+    same score for every class.
+
+    The alignment metric s^alpha u^beta then ranks the locations inside a box by the IoU of their anchor with it,
+    i.e. the assignment of a detector whose boxes are its anchors. Returns (scores [L, C], boxes [L, 4]).
+    """
+    return np.full([len(grid.points), num_classes], score, np.float32), grid.anchors(cell_scale)
+
+
+def autoassign_map(head, grid, boxes, labels, cls_prob, pred_boxes):
+    """AutoAssign's w+ and w- with the head's parameters (mu, sigma, temperature, loc_weight, force_topk).
+
+    Args:
+        head (AutoAssignHead). grid (Grid): the head's locations.
+        boxes (np.ndarray[n, 4]), labels (np.ndarray[n]).
+        cls_prob (np.ndarray[L, C]): P(cls | obj) P(obj). pred_boxes (np.ndarray[L, 4]): xyxy input pixels.
+    Returns:
+        AssignmentMap, soft: positive = w+ [n, L], negative = w- on each object's class, NaN outside S_n.
+    """
+    boxes, labels = check_objects(boxes, labels, head.num_classes)
+    num_locations = len(grid.points)
+    if len(boxes) == 0:
+        return AssignmentMap("autoassign", grid, boxes, labels, np.zeros([0, num_locations], np.float32),
+                             np.zeros([0, num_locations], np.float32), hard=False)
+    points, strides = paddle.to_tensor(grid.points), paddle.to_tensor(grid.strides)
+    gts, gt_labels = paddle.to_tensor(boxes), paddle.to_tensor(labels)
+    cls_prob = paddle.to_tensor(np.asarray(cls_prob, np.float32))
+    pred = paddle.to_tensor(np.asarray(pred_boxes, np.float32))
+    with paddle.no_grad():
+        inside = aa.inside_boxes(points, gts)
+        prior, in_s = aa.center_weights(points, strides, gts, gt_labels, head.mu, head.sigma, inside,
+                                        head.force_topk)
+        loc_loss = fcos_base.giou_loss(pred.unsqueeze(0), gts.unsqueeze(1))
+        p_cls = paddle.gather(cls_prob, gt_labels, axis=1).t()
+        _, w_pos = aa.positive_loss(p_cls, loc_loss, prior, in_s, head.temperature, head.loc_weight)
+        best_iou = aligned_iou(pred.unsqueeze(0), gts.unsqueeze(1)).max(0)
+        negative = np.full([len(boxes), num_locations], np.nan, np.float32)
+        in_s_np = in_s.numpy()
+        for j in range(len(boxes)):  # one object at a time: its own w- (the head merges same-class objects)
+            w_neg = aa.negative_weights(best_iou, in_s[j:j + 1], gt_labels[j:j + 1], head.num_classes).numpy()
+            negative[j, in_s_np[j]] = w_neg[in_s_np[j], labels[j]]
+    return AssignmentMap("autoassign", grid, boxes, labels, w_pos.numpy(), negative, hard=False)
+
+
+def dw_map(head, grid, boxes, labels, scores, ltrb):
+    """DW's positive weight w_pos and negative probability P_neg with the head's settings.
+
+    Args:
+        head (DWHead). grid (Grid): the head's locations.
+        boxes (np.ndarray[n, 4]), labels (np.ndarray[n]).
+        scores (np.ndarray[L, C]): sigmoid(cls) * sigmoid(centerness). ltrb (np.ndarray[L, 4]): pixels.
+    Returns:
+        AssignmentMap, soft: positive = w_pos [n, L], negative = P_neg inside each object's candidates.
+    """
+    boxes, labels = check_objects(boxes, labels, head.num_classes)
+    num_locations = len(grid.points)
+    if len(boxes) == 0:
+        return AssignmentMap("dw", grid, boxes, labels, np.zeros([0, num_locations], np.float32),
+                             np.zeros([0, num_locations], np.float32), hard=False)
+    points, strides = paddle.to_tensor(grid.points), paddle.to_tensor(grid.strides)
+    gts, gt_labels = paddle.to_tensor(boxes[None]), paddle.to_tensor(labels[None])
+    scores = paddle.to_tensor(np.asarray(scores, np.float32)[None])
+    ltrb = paddle.to_tensor(np.asarray(ltrb, np.float32)[None])
+    with paddle.no_grad():
+        candidates = points_inside_boxes(points.unsqueeze(0).unsqueeze(0), gts.unsqueeze(2))
+        prior = dw.center_prior(points, strides, gts, candidates, head.soft_prior)
+        pred_boxes = fcos_base.distance_to_box(points.unsqueeze(0), ltrb).unsqueeze(1)
+        reg_loss = fcos_base.giou_loss(pred_boxes, gts.unsqueeze(2))
+        ious = aligned_iou(pred_boxes, gts.unsqueeze(2), eps=dw.IOU_EPS)
+        _, t = dw.consistency(dw.class_scores_of_gts(scores, gt_labels), reg_loss, head.beta)
+        w_pos = dw.positive_weights(t, prior, head.mu, head.norm_mu)
+        p_neg = dw.negative_probability(ious, candidates, head.gamma2)
+    cand = candidates.numpy()[0]
+    negative = np.where(cand, p_neg.numpy()[0], np.nan).astype(np.float32)
+    return AssignmentMap("dw", grid, boxes, labels, w_pos.numpy()[0], negative, hard=False)
