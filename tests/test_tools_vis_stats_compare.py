@@ -1,0 +1,135 @@
+"""tools/vis_assign.py, tools/assign_stats.py and tools/compare.py on a tiny generated dataset."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ppassign  # noqa: F401
+from ppassign import pipeline
+from ppassign.analysis import compare, runner
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(REPO, "tools")
+PPYOLOE = os.path.join(REPO, "configs", "compare", "atss_only.yml")
+AUTOASSIGN = os.path.join(REPO, "configs", "compare", "autoassign.yml")
+DW = os.path.join(REPO, "configs", "compare", "dw_norefine.yml")
+
+
+def tiny(dataset_dir):
+    return [f"TrainDataset.dataset_dir={dataset_dir}", "TrainDataset.num_images=3", "TrainDataset.image_size=96",
+            f"EvalDataset.dataset_dir={dataset_dir}", "EvalDataset.num_images=2", "EvalDataset.image_size=96"]
+
+
+def run_tool(tool, *args, cwd):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, os.path.join(TOOLS, tool), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_vis_assign_tool_writes_one_png_per_method(tmp_path):
+    out = tmp_path / "vis"
+    proc = run_tool("vis_assign.py", "-c", PPYOLOE, "--methods", "atss,tal,ppdet_atss", "--output_dir", str(out),
+                    "-o", *tiny(tmp_path / "data"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ["eval_0_atss.png", "eval_0_ppdet_atss.png", "eval_0_tal.png"]
+
+
+def test_vis_assign_from_boxes_file_draws_autoassign_maps_and_priors(tmp_path):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"image_size": [80, 100], "boxes": [[10, 10, 50, 60], [60, 20, 64, 24]],
+                                 "labels": [0, 3]}))
+    paths = runner.visualize(AUTOASSIGN, tiny(tmp_path / "data"), boxes_file=str(boxes),
+                             output_dir=str(tmp_path / "vis"))
+    assert [os.path.basename(p) for p in paths] == ["boxes_autoassign.png", "autoassign_center_priors.png"]
+    assert all(os.path.getsize(p) > 0 for p in paths)
+
+
+def test_vis_assign_from_trained_weights(tmp_path):
+    """Weights saved from the config's model load strictly; a method of another head is refused."""
+    import paddle
+    from ppassign.analysis import models
+    model = models.AnalysisModel(DW, tiny(tmp_path / "data"))
+    paddle.save(model.model.state_dict(), str(tmp_path / "w.pdparams"))
+    paths = runner.visualize(DW, tiny(tmp_path / "data") + [f"weights={tmp_path / 'w'}"], split="train",
+                             output_dir=str(tmp_path / "vis"))
+    assert [os.path.basename(p) for p in paths] == ["train_0_dw.png"]
+    with pytest.raises(ValueError, match="supports dw"):
+        runner.visualize(DW, tiny(tmp_path / "data"), methods=["atss"], output_dir=str(tmp_path / "vis"))
+
+
+def test_boxes_file_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"boxes": [[0, 0, 4, 4]], "labels": [0]}))
+    with pytest.raises(pipeline.PipelineError, match="image_size"):
+        runner.load_boxes_file(str(bad))
+    with pytest.raises(pipeline.PipelineError, match="not found"):
+        runner.load_boxes_file(str(tmp_path / "missing.json"))
+
+
+def test_assign_stats_tool_writes_table_and_histogram(tmp_path):
+    out = tmp_path / "stats"
+    proc = run_tool("assign_stats.py", "-c", PPYOLOE, "--methods", "atss,tal_proxy", "--output_dir", str(out),
+                    "-o", *tiny(tmp_path / "data"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = (out / "assign_stats.md").read_text()
+    assert "| atss (count) |" in text and "| tal_proxy (count) |" in text
+    summary = json.loads((out / "assign_stats.json").read_text())["summary"]
+    assert summary["atss"]["all"]["objects"] > 0
+    assert (out / "assign_stats.png").stat().st_size > 0
+
+
+def test_assign_stats_tool_rejects_unknown_method(tmp_path):
+    proc = run_tool("assign_stats.py", "-c", AUTOASSIGN, "--methods", "dw", "--output_dir", str(tmp_path),
+                    "-o", *tiny(tmp_path / "data"), cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "supports autoassign" in proc.stderr
+
+
+def test_compare_tool_trains_two_methods_and_writes_table_and_curves(tmp_path):
+    out = tmp_path / "cmp"
+    proc = run_tool("compare.py", "--output_dir", str(out), "--methods", "fcos,dw_norefine", "--epochs", "1",
+                    "--train_images", "4", "--val_images", "2", "--image_size", "64", "--batch_size", "4",
+                    "--eval_interval", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    table = (out / "results.md").read_text()
+    assert "| FCOS (ppdet FCOSHead, baseline) |" in table and "| DW without refinement |" in table
+    assert "(failed)" not in table
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["fcos", "dw_norefine"]
+    assert all(r["AP"] is not None and r["sec_per_iter"] > 0 and r["iterations"] == 1 for r in rows)
+    assert (out / "curves.png").stat().st_size > 0
+
+
+def test_compare_rejects_unknown_method_and_bad_budget():
+    with pytest.raises(ValueError, match="unknown method 'retina'"):
+        compare.parse_methods("fcos,retina")
+    budget = compare.default_budget()
+    budget["epochs"] = 0
+    with pytest.raises(ValueError, match="epochs"):
+        compare.check_budget(budget)
+
+
+LOG = """\
+[11/21 09:21:53] ppdet.engine INFO: Epoch: [0] [0/2] learning_rate: 0.000200 loss: 4.17 loss_cls: 0.55 eta: 0:00:04 batch_cost: 2.0883 data_cost: 0.02 ips: 3.8 images/s
+[11/21 09:21:55] ppdet.engine INFO: Epoch: [0] [1/2] learning_rate: 0.000290 loss_cls: 1.05 loss: 4.13 eta: 0:00:01 batch_cost: 1.5 data_cost: 0.0 ips: 4.1 images/s
+[11/21 09:21:56] ppdet.engine WARNING: Evaluation results empty, this may be due to training iterations being too few
+[11/21 09:21:57] ppdet.engine INFO: Epoch: [1] [0/2] learning_rate: 0.000300 loss: 3.00 eta: 0:00:01 batch_cost: 1.0 data_cost: 0.0 ips: 4.1 images/s
+""" + "".join(f" Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = {v}\n"
+              for v in ("0.100", "0.200", "0.300", "0.010", "0.020", "-1.000", "0.1", "0.1", "0.1", "0.1", "0.1",
+                        "0.1")) + "ppassign: training finished in 12 s; weights: x\n"
+
+
+def test_parse_train_log_reads_losses_costs_and_evaluations():
+    parsed = compare.parse_train_log(LOG)
+    assert parsed["loss"] == [(0, 0, 2, 4.17), (0, 1, 2, 4.13), (1, 0, 2, 3.0)]
+    assert parsed["batch_cost"] == [2.0883, 1.5, 1.0]
+    assert [e for e, _ in parsed["evals"]] == [0, 1]
+    assert parsed["evals"][0][1] == [0.0] * 12
+    assert parsed["evals"][1][1][:3] == [0.1, 0.2, 0.3]
+    row = compare.summarize_run(parsed, iterations=4)
+    assert (row["AP"], row["APl"], row["sec_per_iter"], row["iterations"], row["train_seconds"]) == \
+        (0.1, -1.0, 1.5, 4, 12.0)
+    assert "| x | 10.0 | 20.0 | 30.0 | 1.0 | 2.0 | n/a | 1.50 | 12 | 4 |" in \
+        compare.markdown_table([dict(row, label="x")])
