@@ -124,7 +124,7 @@ def draw_center_priors(mu, sigma, class_names, path, extent=PRIOR_EXTENT):
     num = len(mu)
     cols = min(5, num)
     rows = -(-num // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols, 3.4 * rows), squeeze=False)
     for ax in axes.ravel()[num:]:
         ax.axis("off")
     for c, ax in enumerate(axes.ravel()[:num]):
