@@ -55,7 +55,7 @@ def test_vis_assign_from_trained_weights(tmp_path):
     paths = runner.visualize(DW, tiny(tmp_path / "data") + [f"weights={tmp_path / 'w'}"], split="train",
                              output_dir=str(tmp_path / "vis"))
     assert [os.path.basename(p) for p in paths] == ["train_0_dw.png"]
-    with pytest.raises(ValueError, match="supports dw"):
+    with pytest.raises(pipeline.PipelineError, match="supports dw"):
         runner.visualize(DW, tiny(tmp_path / "data"), methods=["atss"], output_dir=str(tmp_path / "vis"))
 
 
@@ -83,8 +83,8 @@ def test_assign_stats_tool_writes_table_and_histogram(tmp_path):
 def test_assign_stats_tool_rejects_unknown_method(tmp_path):
     proc = run_tool("assign_stats.py", "-c", AUTOASSIGN, "--methods", "dw", "--output_dir", str(tmp_path),
                     "-o", *tiny(tmp_path / "data"), cwd=tmp_path)
-    assert proc.returncode != 0
-    assert "supports autoassign" in proc.stderr
+    assert proc.returncode == 2
+    assert "error: method 'dw' needs another head" in proc.stderr and "supports autoassign" in proc.stderr
 
 
 def test_compare_tool_trains_two_methods_and_writes_table_and_curves(tmp_path):

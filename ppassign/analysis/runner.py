@@ -70,7 +70,7 @@ def _record_objects(record):
     return boxes, labels
 
 
-def _input_image(inputs, model):
+def _input_image(inputs):
     """The network input as uint8 RGB (undoing a mean/std normalisation roughly, for display only)."""
     image = inputs["image"].numpy()[0].transpose(1, 2, 0)
     low, high = np.percentile(image, 1), np.percentile(image, 99)
@@ -90,7 +90,7 @@ def visualize(config, overrides=(), methods=None, boxes_file=None, split="eval",
         list of written PNG paths.
     """
     model = models.AnalysisModel(config, overrides)
-    methods = model.check_methods(methods)
+    methods = _checked_methods(model, methods)
     if boxes_file:
         image, boxes, labels = load_boxes_file(boxes_file)
         stem = os.path.splitext(os.path.basename(boxes_file))[0]
@@ -107,7 +107,7 @@ def visualize(config, overrides=(), methods=None, boxes_file=None, split="eval",
     except ValueError as e:
         raise pipeline.PipelineError(str(e)) from None
     os.makedirs(output_dir, exist_ok=True)
-    shown = _input_image(inputs, model)
+    shown = _input_image(inputs)
     state = "trained weights" if model.trained else "random init"
     paths = []
     for method, amap in maps.items():
@@ -121,6 +121,13 @@ def visualize(config, overrides=(), methods=None, boxes_file=None, split="eval",
     for path in paths:
         print(f"ppassign: wrote {path}", flush=True)
     return paths
+
+
+def _checked_methods(model, methods):
+    try:
+        return model.check_methods(methods)
+    except ValueError as e:
+        raise pipeline.PipelineError(str(e)) from None
 
 
 def _class_names(cfg):
@@ -141,7 +148,7 @@ def assignment_stats(config, overrides=(), methods=None, split="train", max_imag
     Writes assign_stats.md / .json / .png to `output_dir` and returns the summary dict.
     """
     model = models.AnalysisModel(config, overrides)
-    methods = model.check_methods(methods)
+    methods = _checked_methods(model, methods)
     records = dataset_records(model.cfg, split)
     if max_images is not None:
         if max_images < 1:
