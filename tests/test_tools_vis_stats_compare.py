@@ -80,6 +80,16 @@ def test_assign_stats_tool_writes_table_and_histogram(tmp_path):
     assert (out / "assign_stats.png").stat().st_size > 0
 
 
+def test_assign_stats_puts_several_configs_in_one_table(tmp_path):
+    summary = runner.assignment_stats([PPYOLOE, DW], tiny(tmp_path / "data"), methods=["atss", "dw"],
+                                      max_images=2, output_dir=str(tmp_path / "stats"))
+    assert sorted(summary) == ["atss", "dw"]
+    assert summary["atss"]["all"]["objects"] == summary["dw"]["all"]["objects"] > 0
+    with pytest.raises(pipeline.PipelineError, match="'autoassign' is not supported"):
+        runner.assignment_stats([PPYOLOE, DW], tiny(tmp_path / "data"), methods=["atss", "autoassign"],
+                                max_images=1, output_dir=str(tmp_path / "stats"))
+
+
 def test_assign_stats_tool_rejects_unknown_method(tmp_path):
     proc = run_tool("assign_stats.py", "-c", AUTOASSIGN, "--methods", "dw", "--output_dir", str(tmp_path),
                     "-o", *tiny(tmp_path / "data"), cwd=tmp_path)

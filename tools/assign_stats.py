@@ -1,7 +1,8 @@
 """Label assignment statistics over a dataset split: positives per object (mean, distribution) by COCO size
 bucket and FPN level, and the share of objects with no positive; Markdown table + PNG histogram.
 
-    python tools/assign_stats.py -c configs/compare/atss_only.yml [--methods atss,tal] [--split train]
+    python tools/assign_stats.py -c configs/compare/atss_only.yml [configs/compare/dw.yml ...]
+        [--methods atss,tal,dw] [--split train]
         [--max_images 64] [-o weights=output/.../model_final] [--output_dir output/assign_stats]
 
 Task-aligned (tal, ppdet_tal), AutoAssign and DW weights depend on predictions: they come from the config's
@@ -19,7 +20,8 @@ from ppassign.analysis import runner  # noqa: E402
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="ppdet YAML config (model + datasets)")
+    parser.add_argument("-c", "--config", required=True, nargs="+",
+                        help="ppdet YAML config(s) (model + datasets); several go into one table")
     parser.add_argument("-o", "--opt", nargs="*", default=[], help="config overrides key=value (weights=...)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of the head's methods")
     parser.add_argument("--split", default="train", choices=sorted(runner.SPLITS), help="dataset split")

@@ -145,29 +145,49 @@ def assignment_stats(config, overrides=(), methods=None, split="train", max_imag
                      output_dir="output/assign_stats"):
     """Positives per object (by size and FPN level) and the share of objects without any, per method.
 
+    Args:
+        config (str | list[str]): one or more configs; their methods go into one table (their FPN strides
+            must agree). Each config's own dataset split is read.
+        overrides (list[str]): ``-o`` items for every config (``weights=...`` only makes sense with one).
+        methods (list[str] | None): default: every method of every config's head; otherwise each config
+            shows those of `methods` its head supports, and each of `methods` must be supported by one.
+        split (str): 'train' or 'eval'. max_images (int | None): only the first images of the split.
     Writes assign_stats.md / .json / .png to `output_dir` and returns the summary dict.
     """
-    model = models.AnalysisModel(config, overrides)
-    methods = _checked_methods(model, methods)
-    records = dataset_records(model.cfg, split)
-    if max_images is not None:
-        if max_images < 1:
-            raise pipeline.PipelineError(f"max_images must be >= 1, got {max_images}")
-        records = records[:max_images]
-    acc = stats.StatsAccumulator(model.strides)
-    for record in records:
-        boxes, labels = _record_objects(record)
-        if len(boxes) == 0:
+    configs = [config] if isinstance(config, str) else list(config)
+    if max_images is not None and max_images < 1:
+        raise pipeline.PipelineError(f"max_images must be >= 1, got {max_images}")
+    acc, notes, shown = None, [], []
+    for path in configs:
+        model = models.AnalysisModel(path, overrides)
+        chosen = _checked_methods(model, methods) if len(configs) == 1 or not methods else \
+            [m for m in methods if m in model.methods]
+        if not chosen:
             continue
-        inputs, boxes_in = model.prepare(_read_rgb(record["im_file"]), boxes)
-        for amap in model.assignment_maps(inputs, boxes_in, labels, methods).values():
-            acc.add(amap)
-    hard = [m for m in methods if m not in ("autoassign", "dw")]
-    note = (f"Config `{config}` ({model.head_name}, {'trained weights' if model.trained else 'random init'}), "
-            f"{split} split, {len(records)} images. Boxes in network-input pixels. "
-            "Hard assigners: positives counted; AutoAssign / DW: effective number (sum w)^2 / sum w^2 of the "
-            "positive weights. tal/ppdet_tal use the model's predictions; tal_proxy uses anchor boxes as "
-            "predictions with equal scores.")
+        if acc is None:
+            acc = stats.StatsAccumulator(model.strides)
+        elif acc.level_strides != model.strides:
+            raise pipeline.PipelineError(f"{path}: FPN strides {model.strides} differ from "
+                                         f"{acc.level_strides} of the configs before it")
+        records = dataset_records(model.cfg, split)[:max_images]
+        for record in records:
+            boxes, labels = _record_objects(record)
+            if len(boxes) == 0:
+                continue
+            inputs, boxes_in = model.prepare(_read_rgb(record["im_file"]), boxes)
+            for amap in model.assignment_maps(inputs, boxes_in, labels, chosen).values():
+                acc.add(amap)
+        shown += chosen
+        notes.append(f"`{path}` ({model.head_name}, {'trained weights' if model.trained else 'random init'}, "
+                     f"{split} split, {len(records)} images): {', '.join(chosen)}")
+    missing = [m for m in (methods or ()) if m not in shown]
+    if missing or acc is None:
+        raise pipeline.PipelineError(f"method {(missing or ['?'])[0]!r} is not supported by the head of any "
+                                     f"given config")
+    hard = [m for m in shown if m not in ("autoassign", "dw")]
+    note = ("Configs: " + "; ".join(notes) + ". Boxes in network-input pixels. Hard assigners: positives "
+            "counted; AutoAssign / DW: effective number (sum w)^2 / sum w^2 of the positive weights. tal / "
+            "ppdet_tal use the model's predictions; tal_proxy uses anchor boxes as predictions with equal scores.")
     text = stats.write_report(acc, output_dir, note, hard)
     print(text, flush=True)
     print(f"ppassign: wrote {output_dir}/assign_stats.md, .json, .png", flush=True)
