@@ -31,6 +31,8 @@ PPDET_NAMES_EXAMPLE = os.path.join(CONFIGS, "swap_examples", "ppyoloe_plus_tiny_
 # Small enough for a 2-core CI budget: 2 images of 64 px, batch 2 -> one iteration per epoch.
 IMAGE_SIZE = 64
 NUM_CLASSES = 5  # the synthetic dataset's classes (configs/datasets/synthetic_detection.yml)
+# The YAML section of each architecture's head.
+HEAD_SECTION = {"YOLOv3": "PPYOLOEHead", "PicoDet": "PicoHeadV2", "TOOD": "TOODHead"}
 
 
 # ------------------------------------------------------------------------- ppdet's process-wide config
@@ -108,8 +110,7 @@ def _shrink_for_test(cfg, tmp_path):
 
 
 def _set_static_assigner_epoch(cfg, epochs):
-    head_section = {"YOLOv3": "PPYOLOEHead", "PicoDet": "PicoHeadV2", "TOOD": "TOODHead"}[cfg.architecture]
-    merge_config({head_section: {"static_assigner_epoch": epochs}})
+    merge_config({HEAD_SECTION[cfg.architecture]: {"static_assigner_epoch": epochs}})
 
 
 def _batch(num_max_boxes, real, seed=0, size=IMAGE_SIZE):
@@ -341,9 +342,8 @@ def _losses_over_the_switch(family, static_name, dynamic_name):
     with fresh_ppdet_config():
         cfg = load_config(TINY[family])
         _set_static_assigner_epoch(cfg, 1)
-        head_section = {"YOLOv3": "PPYOLOEHead", "PicoDet": "PicoHeadV2", "TOOD": "TOODHead"}[cfg.architecture]
-        merge_config({head_section: {"static_assigner": {"name": static_name},
-                                     "assigner": {"name": dynamic_name}}})
+        merge_config({HEAD_SECTION[cfg.architecture]: {"static_assigner": {"name": static_name},
+                                                       "assigner": {"name": dynamic_name}}})
         paddle.seed(0)
         model = create(cfg.architecture)
     model.train()
