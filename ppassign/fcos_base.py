@@ -198,7 +198,7 @@ def _topk_per_level(scores, ltrb, points, nms_pre):
     if nms_pre is None or nms_pre <= 0 or (num is not None and 0 <= num <= nms_pre):
         return scores, boxes
     if num is None or num < 0:  # unknown at export time: k = min(nms_pre, L_l) as a tensor
-        num = paddle.minimum(paddle.shape(scores)[1], paddle.to_tensor(nms_pre, "int32"))
+        num = paddle.shape(scores)[1].astype("int64").clip(max=nms_pre)
     else:
         num = nms_pre
     _, idx = paddle.topk(scores.max(-1), num, axis=1)  # [B, k]

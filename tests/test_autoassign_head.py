@@ -437,13 +437,14 @@ def test_short_training_reduces_loss_and_raises_map(tmp_path):
 
 # ------------------------------------------------------------------------------------------------- export
 def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
-    """tools/export_model.py's library call on the synthetic config, then Paddle Inference vs dygraph."""
+    """tools/export_model.py's library call on the synthetic config with a dynamic image size (as the COCO
+    config exports), then Paddle Inference vs dygraph."""
     import cv2
 
     from ppassign import pipeline
     from ppassign.data.synthetic import make_synthetic_coco
     image_dir, anno = make_synthetic_coco(tmp_path / "data", "val", num_images=1, image_size=128, seed=0)
-    overrides = [f"TestDataset.anno_path={anno}", f"EvalDataset.dataset_dir={tmp_path / 'data'}",
+    overrides = ["TestReader.inputs_def.image_shape=[3,-1,-1]", f"TestDataset.anno_path={anno}", f"EvalDataset.dataset_dir={tmp_path / 'data'}",
                  "EvalDataset.num_images=1", "EvalDataset.image_size=128"]
     cfg = pipeline.load_config(CONFIG, overrides)
     paddle.seed(0)
