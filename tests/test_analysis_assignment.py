@@ -105,3 +105,24 @@ def test_dw_map_weights_live_on_candidates_only():
     assert (amap.positive[~inside] == 0).all()
     assert (np.where(inside, amap.positive, 0) > 0).any(axis=1).all()  # each object has candidates at stride 8
     assert (amap.negative[inside] >= 0).all() and (amap.negative[inside] <= 1).all()
+
+
+def test_fcos_map_hand_case_smallest_box_wins_shared_location():
+    """4 x 4 locations of stride 8 (centres 4, 12, 20, 28), one scale range, no centre sampling.
+    Box A [0, 0, 16, 16] holds 4 centres; box B [10, 10, 30, 30] holds 9, one of them (12, 12) shared with the
+    smaller A, which gets it: 4 and 8 positives."""
+    from ppdet.data.transform.batch_operators import Gt2FCOSTarget
+    op = Gt2FCOSTarget(object_sizes_boundary=[], center_sampling_radius=0.0, downsample_ratios=[8],
+                       norm_reg_targets=True)
+    grid = A.make_grid(32, 32, [8])
+    amap = A.fcos_map(op, grid, np.array([[0, 0, 16, 16], [10, 10, 30, 30]], np.float32), np.array([0, 1]), 2)
+    assert amap.positive.sum(1).tolist() == [4, 8]
+    assert grid.points[amap.positive[0] > 0].tolist() == [[4, 4], [12, 4], [4, 12], [12, 12]]
+    assert amap.positive[1, 5] == 0  # (12, 12)
+
+
+def test_fcos_map_rejects_op_of_other_strides():
+    from ppdet.data.transform.batch_operators import Gt2FCOSTarget
+    op = Gt2FCOSTarget(object_sizes_boundary=[64], center_sampling_radius=1.5, downsample_ratios=[8, 16])
+    with pytest.raises(ValueError, match="downsample_ratios"):
+        A.fcos_map(op, A.make_grid(32, 32, [8]), BOXES, LABELS, 2)

@@ -181,6 +181,48 @@ def task_aligned_map(assigner, grid, boxes, labels, pred_scores, pred_boxes, met
     return AssignmentMap(method, grid, boxes, labels, _mask_positive(outputs, len(boxes), num_locations))
 
 
+def fcos_map(target_op, grid, boxes, labels, num_classes):
+    """FCOS positives as PaddleDetection's ``Gt2FCOSTarget`` reader op builds them (locations inside the box,
+    or its centre region with centre sampling, on the level whose scale range holds the object; a location
+    claimed by several objects goes to the smallest).
+
+    The op returns per-level labels and regression targets, not object indices: each positive location's object
+    is recovered as the box its regression target decodes to.
+
+    Args:
+        target_op (Gt2FCOSTarget): with ``downsample_ratios`` equal to the grid's strides.
+        grid (Grid): offset 0.5 (FCOS num_shift), levels from the finest.
+        boxes (np.ndarray[n, 4]), labels (np.ndarray[n]), num_classes (int).
+    Returns:
+        AssignmentMap with a 0/1 positive [n, L].
+    """
+    boxes, labels = check_objects(boxes, labels, num_classes)
+    if [int(s) for s in target_op.downsample_ratios] != grid.level_strides:
+        raise ValueError(f"Gt2FCOSTarget downsample_ratios {target_op.downsample_ratios} must equal the grid's "
+                         f"strides {grid.level_strides}")
+    num_locations = len(grid.points)
+    positive = np.zeros([len(boxes), num_locations], np.float32)
+    if len(boxes) == 0:
+        return AssignmentMap("fcos", grid, boxes, labels, positive)
+    height, width = grid.shapes[0][0] * grid.level_strides[0], grid.shapes[0][1] * grid.level_strides[0]
+    sample = {"image": np.zeros([3, height, width], np.float32), "gt_bbox": boxes.copy(),
+              "gt_class": labels.reshape(-1, 1).astype(np.int32)}
+    with np.errstate(invalid="ignore", divide="ignore"):  # ppdet's centerness of negatives: sqrt of < 0, 0/0
+        sample = target_op([sample])[0]
+    start = 0
+    for level, (count, stride) in enumerate(zip(grid.counts, grid.level_strides)):
+        located = sample[f"labels{level}"].reshape(-1) > 0
+        reg = sample[f"reg_target{level}"].reshape(-1, 4).astype(np.float64)
+        if target_op.norm_reg_targets and not target_op.multiply_strides_reg_targets:
+            reg = reg * stride
+        points = grid.points[start:start + count]
+        decoded = np.concatenate([points - reg[:, :2], points + reg[:, 2:]], axis=1)[located]
+        owner = np.abs(decoded[:, None, :] - boxes[None]).sum(-1).argmin(1)
+        positive[owner, start + np.nonzero(located)[0]] = 1.0
+        start += count
+    return AssignmentMap("fcos", grid, boxes, labels, positive)
+
+
 def proxy_predictions(grid, num_classes, cell_scale=GRID_CELL_SCALE, score=0.5):
     """A model-free stand-in for task-aligned assignment: every location predicts its own anchor box with the
     same score for every class.

@@ -5,6 +5,8 @@ Supported heads (what their predictions feed):
     (the head's own static assigner and assigner, e.g. ppassign's) and ``ppdet_atss`` / ``ppdet_tal``
     (PaddleDetection's classes with the same settings); ``tal_proxy`` (the task-aligned assigner on
     `assignment.proxy_predictions`, no model output used).
+  * ``FCOSHead`` (PaddleDetection's, FCOS architecture): ``fcos``, from the config's ``Gt2FCOSTarget`` reader
+    op (needs no prediction).
   * ``AutoAssignHead`` (FCOS architecture): ``autoassign``.
   * ``DWHead`` (FCOS architecture): ``dw``.
 Predictions come from the model in eval mode: untrained (random init) unless weights are loaded.
@@ -25,6 +27,7 @@ PAD_VALUE = 0.0
 
 METHODS_BY_HEAD = {
     "PPYOLOEHead": ("atss", "tal", "ppdet_atss", "ppdet_tal", "tal_proxy"),
+    "FCOSHead": ("fcos",),
     "AutoAssignHead": ("autoassign",),
     "DWHead": ("dw",),
 }
@@ -109,6 +112,9 @@ class AnalysisModel:
         feats = self.features(inputs)
         if self.head_name == "PPYOLOEHead":
             return self._ppyoloe_maps(feats, boxes, labels, methods)
+        if self.head_name == "FCOSHead":
+            grid = _grid_of(feats, self.strides, self.head.num_shift)
+            return {"fcos": A.fcos_map(self._fcos_target_op(), grid, boxes, labels, self.num_classes)}
         if self.head_name == "AutoAssignHead":
             cls_logits, ltrbs, obj_logits, _ = self.head(feats)
             grid = _grid_of(feats, self.strides, self.head.point_offset)
@@ -121,6 +127,14 @@ class AnalysisModel:
         scores = F.sigmoid(fcos_base.flatten_levels(cls_list)) * F.sigmoid(fcos_base.flatten_levels(ctr_list))
         return {"dw": A.dw_map(self.head, grid, boxes, labels, scores.numpy()[0],
                                fcos_base.flatten_levels(ltrb_list).numpy()[0])}
+
+    def _fcos_target_op(self):
+        """The Gt2FCOSTarget of the config's TrainReader (PipelineError when it has none)."""
+        from ppdet.data.transform.batch_operators import Gt2FCOSTarget
+        for item in self.cfg.get("TrainReader", {}).get("batch_transforms", []) or []:
+            if isinstance(item, dict) and "Gt2FCOSTarget" in item:
+                return Gt2FCOSTarget(**(item["Gt2FCOSTarget"] or {}))
+        raise pipeline.PipelineError("an FCOSHead config needs Gt2FCOSTarget in TrainReader.batch_transforms")
 
     def _ppyoloe_maps(self, feats, boxes, labels, methods):
         head = self.head
@@ -149,11 +163,13 @@ class AnalysisModel:
 
 
 def _head_kind(head):
-    """'PPYOLOEHead', 'AutoAssignHead', 'DWHead' or None."""
+    """'PPYOLOEHead', 'FCOSHead', 'AutoAssignHead', 'DWHead' or None."""
     if isinstance(head, AutoAssignHead):
         return "AutoAssignHead"
     if isinstance(head, DWHead):
         return "DWHead"
+    if type(head).__name__ == "FCOSHead":
+        return "FCOSHead"
     if type(head).__name__ == "PPYOLOEHead" or hasattr(head, "static_assigner") and hasattr(head, "forward_eval"):
         return "PPYOLOEHead"
     return None
