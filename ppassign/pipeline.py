@@ -9,10 +9,12 @@ lists, ``architecture`` names the model), ``-o key=value`` overrides (dotted key
 Nothing here is specific to one architecture: the model is ``create(cfg.architecture)``; export uses ppdet's
 ``Trainer.export`` (made to work on Paddle 3 by `ppassign.compat.fix_export`).
 """
+import copy
 import glob
 import json
 import logging
 import os
+import re
 import sys
 import time
 
@@ -20,6 +22,7 @@ import numpy as np
 import yaml
 
 import paddle
+from ppdet.engine.callbacks import Callback
 
 from . import compat, registry
 
@@ -56,7 +59,13 @@ def _set_path(cfg, keys, value):
     """Set cfg[k0][k1]... = value; dataset objects (built by YAML tags) get attributes set instead."""
     target = cfg
     for i, key in enumerate(keys[:-1]):
-        child = target.get(key) if isinstance(target, dict) else getattr(target, key, None)
+        if isinstance(target, dict):
+            has_default = getattr(target, "has_default", lambda k: False)(key)
+            child = target[key] if key in target or has_default else None
+            if isinstance(child, dict) and key not in target:  # a module's default dict: override a copy
+                child = target[key] = copy.deepcopy(child)
+        else:
+            child = getattr(target, key, None)
         if child is None:
             child = {}
             if isinstance(target, dict):
@@ -70,13 +79,24 @@ def _set_path(cfg, keys, value):
         setattr(target, keys[-1], value)
 
 
+_MODULE_SCHEMAS = {}
+
+
 def _reset_workspace():
-    """Forget a previously loaded config (ppdet keeps one global config; registered modules stay)."""
-    from ppdet.core.config.schema import SchemaDict
+    """Forget a previously loaded config; ppdet keeps one global config, where registered modules stay.
+
+    A config's dataset objects replace ppdet's registered ``TrainDataset``/``EvalDataset``/... entries; those
+    are restored from the copy kept here, and every module's YAML settings are cleared.
+    """
     from ppdet.core.workspace import global_config
+    for key, schema in _MODULE_SCHEMAS.items():
+        if not hasattr(global_config.get(key), "pymodule"):
+            global_config[key] = schema
     for key in list(global_config):
-        if isinstance(global_config[key], SchemaDict):
-            dict.clear(global_config[key])
+        value = global_config[key]
+        if hasattr(value, "pymodule"):
+            _MODULE_SCHEMAS[key] = value
+            dict.clear(value)
         else:
             del global_config[key]
 
@@ -99,7 +119,7 @@ def load_config(path, overrides=(), override_ppdet_assigners=False):
     try:
         cfg = ppdet_load_config(path)
     except yaml.constructor.ConstructorError as e:
-        raise PipelineError(f"config {path}: unknown module name in {_first_line(e.problem)}") from None
+        raise PipelineError(f"config {path}: unknown module name ({_first_line(e.problem)})") from None
     except yaml.YAMLError as e:
         raise PipelineError(f"config {path} is not valid YAML: {_first_line(e)}") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -108,12 +128,36 @@ def load_config(path, overrides=(), override_ppdet_assigners=False):
         raise PipelineError(f"config {path} is invalid: {type(e).__name__}: {_first_line(e)}") from None
     for keys, value in parse_overrides(overrides):
         _set_path(cfg, keys, value)
+    _build_named_datasets(cfg, path)
     arch = cfg.get("architecture")
     if not arch:
         raise PipelineError(f"config {path} has no 'architecture' key (the model to build)")
     _check_module_names(cfg, path)
     compat.apply()
     return cfg
+
+
+def _build_named_datasets(cfg, path):
+    """Turn ``XxxDataset: {name: COCODataSet, ...}`` sections into dataset objects.
+
+    ppdet accepts this form (through its CommonDataset wrappers) besides the ``!COCODataSet`` tag form; making
+    objects of both lets the pipeline treat datasets alike (``-o`` overrides, ``get_anno`` for label names)
+    and reports an unknown dataset name before anything is built.
+    """
+    from ppdet.core.config.schema import SchemaDict
+    from ppdet.core.workspace import global_config
+    for key in [k for k in cfg if k.endswith("Dataset")]:
+        section = cfg[key]
+        if not isinstance(section, dict) or "name" not in section:
+            continue  # a dataset object built by a YAML tag (!COCODataSet), or no such section
+        name = section["name"]
+        if not isinstance(global_config.get(name), SchemaDict):
+            raise PipelineError(f"config {path}: unknown module name {name!r} ({key})")
+        kwargs = {k: v for k, v in dict(section).items() if k != "name"}
+        try:
+            cfg[key] = getattr(global_config[name].pymodule, name)(**kwargs)
+        except TypeError as e:
+            raise PipelineError(f"config {path}: {key} ({name}): {_first_line(e)}") from None
 
 
 def _first_line(error):
@@ -213,12 +257,17 @@ def _select_device(cfg):
 
 
 def _sync_test_categories(cfg):
-    """Point TestDataset at the evaluation annotations when its own file does not exist (label names)."""
+    """Make TestDataset (label names for export/infer) read the evaluation annotations when it has none.
+
+    A config without TestDataset gets an ImageFolder; one whose annotation file does not exist points at
+    EvalDataset's (the synthetic dataset writes it on demand).
+    """
+    from ppdet.data.source.dataset import ImageFolder
     test, evalset = cfg.get("TestDataset"), cfg.get("EvalDataset")
-    if test is None or evalset is None or not hasattr(evalset, "get_anno"):
-        return
+    if test is None:
+        test = cfg["TestDataset"] = ImageFolder()
     current = test.get_anno() if hasattr(test, "get_anno") else None
-    if current and os.path.isfile(current):
+    if (current and os.path.isfile(current)) or evalset is None or not hasattr(evalset, "get_anno"):
         return
     anno = evalset.get_anno()
     if anno and os.path.isfile(anno):
@@ -227,33 +276,19 @@ def _sync_test_categories(cfg):
 
 # ------------------------------------------------------------------------------------------------ train
 
-class _MetricRecorder:
-    """ppdet Callback that keeps each evaluation's metric results (ppdet resets them right after logging)."""
+class _MetricRecorder(Callback):
+    """ppdet callback that keeps each evaluation's metric results (ppdet resets them right after logging)."""
 
     def __init__(self, trainer):
-        self.trainer = trainer
+        super().__init__(trainer)
         self.history = []
-
-    def on_step_begin(self, status):
-        pass
-
-    on_step_end = on_epoch_begin = on_train_begin = on_train_end = on_step_begin
 
     def on_epoch_end(self, status):
         if status.get("mode") == "eval":
             results = {}
-            for metric in self.trainer._metrics:
+            for metric in self.model._metrics:
                 results.update({k: np.asarray(v).tolist() for k, v in metric.get_results().items()})
             self.history.append({"epoch": status.get("epoch_id"), "results": results})
-
-
-def _register_callback(trainer, callback):
-    from ppdet.engine.callbacks import Callback
-    wrapped = type("PPAssignMetricRecorder", (Callback,), {
-        name: (lambda self, status, _m=getattr(callback, name): _m(status))
-        for name in ("on_step_begin", "on_step_end", "on_epoch_begin", "on_epoch_end", "on_train_begin",
-                     "on_train_end")})(trainer)
-    trainer.register_callbacks([wrapped])
 
 
 def coco_summary(results):
@@ -313,7 +348,7 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
     elif cfg.get("pretrain_weights"):
         trainer.load_weights(cfg.pretrain_weights)
     recorder = _MetricRecorder(trainer)
-    _register_callback(trainer, recorder)
+    trainer.register_callbacks([recorder])
     tic = time.time()
     trainer.train(eval)
     seconds = time.time() - tic
@@ -339,8 +374,10 @@ def _make_trainer(cfg, mode):
         raise
     except (ValueError, KeyError, TypeError) as e:
         message = _first_line(e)
-        if "not registered" in message:
-            raise PipelineError(f"unknown module name in the config: {message}") from None
+        missing = re.search(r"The module (\S+) is not registered", message)
+        if missing:
+            raise PipelineError(f"the config has no section {missing.group(1)!r} and no module of that name is "
+                                f"registered (unknown module name or missing section)") from None
         raise PipelineError(f"cannot set up {mode} from the config: {type(e).__name__}: {message}") from None
     except AssertionError as e:
         raise PipelineError(f"cannot set up {mode} from the config: {_first_line(e)}") from None
@@ -366,7 +403,7 @@ def evaluate(config, overrides=(), weights=None):
     trainer = _make_trainer(cfg, "eval")
     load_weights_strict(trainer.model, weights)
     recorder = _MetricRecorder(trainer)
-    _register_callback(trainer, recorder)
+    trainer.register_callbacks([recorder])
     trainer.evaluate()
     summary = coco_summary(recorder.history[-1]["results"] if recorder.history else {})
     print(f"ppassign: {_format_summary(summary)}", flush=True)
@@ -480,23 +517,49 @@ def _draw(image_rgb, boxes, labels, out_path):
         raise PipelineError(f"cannot write {out_path}")
 
 
-def preprocess(image_rgb, sample_transforms):
-    """Apply a ppdet TestReader's sample_transforms (after Decode) to one RGB image.
+def preprocess(image_rgb, transforms):
+    """Apply reader transforms (ppdet TestReader or infer_cfg.yml ``Preprocess``; Decode skipped) to one image.
 
+    `transforms` is a list of {OpName: kwargs}; ``PadStride`` (the deploy name of ppdet's ``PadBatch``) pads
+    the CHW image with zeros at the bottom/right to a multiple of its stride.
     Returns the model inputs {'image': [1, 3, H, W], 'im_shape': [1, 2], 'scale_factor': [1, 2]} as numpy.
     """
     from ppdet.data import transform as ppdet_transform
     sample = {"image": image_rgb.copy(), "im_shape": np.array(image_rgb.shape[:2], np.float32),
               "scale_factor": np.ones(2, np.float32), "h": image_rgb.shape[0], "w": image_rgb.shape[1]}
-    for item in sample_transforms:
+    for item in transforms:
         (name, kwargs), = item.items()
         if name == "Decode":
             continue
-        op = getattr(ppdet_transform, name)(**(kwargs or {}))
-        sample = op(sample)
+        if name == "PadStride":
+            sample["image"] = _pad_to_stride(sample["image"], int(kwargs.get("stride", 0)))
+            continue
+        if not hasattr(ppdet_transform, name):
+            raise PipelineError(f"unknown preprocessing op {name!r}")
+        sample = getattr(ppdet_transform, name)(**(kwargs or {}))(sample)
     return {"image": sample["image"][None].astype(np.float32),
             "im_shape": np.asarray(sample["im_shape"], np.float32)[None],
             "scale_factor": np.asarray(sample["scale_factor"], np.float32)[None]}
+
+
+def _pad_to_stride(image_chw, stride):
+    """[C, H, W] -> [C, ceil(H / stride) * stride, ceil(W / stride) * stride], zero padded (stride <= 0: as is)."""
+    if stride <= 0:
+        return image_chw
+    c, h, w = image_chw.shape
+    out = np.zeros((c, -(-h // stride) * stride, -(-w // stride) * stride), image_chw.dtype)
+    out[:, :h, :w] = image_chw
+    return out
+
+
+def _test_transforms(reader_cfg):
+    """A TestReader's per-image transforms: sample_transforms plus PadBatch as PadStride (deploy naming)."""
+    transforms = list(reader_cfg["sample_transforms"])
+    for item in reader_cfg.get("batch_transforms") or ():
+        (name, kwargs), = item.items()
+        if name == "PadBatch" and (kwargs or {}).get("pad_to_stride", 0) > 0:
+            transforms.append({"PadStride": {"stride": kwargs["pad_to_stride"]}})
+    return transforms
 
 
 class DygraphPredictor:
@@ -514,7 +577,7 @@ class DygraphPredictor:
         self.model.load_meanstd(cfg["TestReader"]["sample_transforms"])
         load_weights_strict(self.model, weights)
         self.model.eval()
-        self.transforms = cfg["TestReader"]["sample_transforms"]
+        self.transforms = _test_transforms(cfg["TestReader"])
         self.label_list = _label_list(cfg)
 
     def predict(self, image_rgb):

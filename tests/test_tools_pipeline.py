@@ -9,7 +9,6 @@ import pytest
 
 import ppassign  # noqa: F401
 from ppassign import pipeline
-from ppassign.data import make_synthetic_coco
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "quickstart", "quickstart_tal.yml")
@@ -64,8 +63,7 @@ def test_export_then_inference_matches_dygraph(trained):
     files = set(os.listdir(model_dir))
     assert "model.pdiparams" in files and "infer_cfg.yml" in files
     assert files & {"model.json", "model.pdmodel"}
-    image_dir, _ = make_synthetic_coco(work / "dataset", split="val", num_images=4, image_size=160,
-                                       min_object_size=8, max_objects=6, num_clutter=4)
+    image_dir, _ = pipeline.load_config(CONFIG, overrides)["EvalDataset"].generate()
     image = pipeline._read_image(os.path.join(image_dir, "000000.png"))
     exported = pipeline.ExportedPredictor(model_dir).predict(image)
     dygraph = pipeline.DygraphPredictor(CONFIG, overrides + [f"weights={weights}"]).predict(image)
@@ -152,3 +150,44 @@ def test_override_ppdet_assigners_switches_yaml_names():
         assert cls.__module__.startswith("ppassign")
     finally:
         registry.restore_ppdet_names()
+
+
+# ------------------------------------------------------------------------------------- config handling
+
+def test_name_form_dataset_sections_become_dataset_objects(tmp_path):
+    cfg_file = tmp_path / "named.yml"
+    cfg_file.write_text(f"_BASE_: ['{CONFIG}']\nTestDataset:\n  name: ImageFolder\n  anno_path: x.json\n")
+    cfg = pipeline.load_config(str(cfg_file))
+    from ppdet.data.source.dataset import ImageFolder
+    assert isinstance(cfg["TestDataset"], ImageFolder) and cfg["TestDataset"].anno_path == "x.json"
+
+
+def test_unknown_dataset_name_is_reported(tmp_path):
+    cfg_file = tmp_path / "named.yml"
+    cfg_file.write_text(f"_BASE_: ['{CONFIG}']\nTestDataset:\n  name: NoSuchDataSet\n")
+    with pytest.raises(pipeline.PipelineError, match="unknown module name 'NoSuchDataSet'"):
+        pipeline.load_config(str(cfg_file))
+
+
+def test_second_config_in_one_process_starts_clean(tmp_path):
+    cfg = pipeline.load_config(CONFIG, ["epoch=3", "PPYOLOEHead.nms.score_threshold=0.2"])
+    assert cfg.epoch == 3
+    cfg_file = tmp_path / "named.yml"
+    cfg_file.write_text(f"_BASE_: ['{CONFIG}']\nTestDataset:\n  name: ImageFolder\n")
+    cfg = pipeline.load_config(str(cfg_file))
+    assert cfg.epoch != 3 and cfg["PPYOLOEHead"]["nms"]["score_threshold"] != 0.2
+    from ppdet.core.workspace import global_config
+    assert hasattr(global_config["SyntheticCOCODataSet"], "pymodule")
+
+
+def test_dataset_fields_can_be_overridden():
+    cfg = pipeline.load_config(CONFIG, ["TrainDataset.num_images=3", "EvalDataset.split=holdout"])
+    assert cfg["TrainDataset"].num_images == 3 and cfg["EvalDataset"].split == "holdout"
+
+
+def test_preprocess_pads_to_stride_like_padbatch():
+    image = np.zeros((50, 70, 3), np.uint8)
+    reader = {"sample_transforms": [{"Decode": {}}, {"Permute": {}}], "batch_transforms": [{"PadBatch": {"pad_to_stride": 32}}]}
+    inputs = pipeline.preprocess(image, pipeline._test_transforms(reader))
+    assert inputs["image"].shape == (1, 3, 64, 96)
+    assert inputs["im_shape"].tolist() == [[50, 70]]
