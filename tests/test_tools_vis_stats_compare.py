@@ -143,3 +143,23 @@ def test_parse_train_log_reads_losses_costs_and_evaluations():
         (0.1, -1.0, 1.5, 4, 12.0)
     assert "| x | 10.0 | 20.0 | 30.0 | 1.0 | 2.0 | n/a | 1.50 | 12 | 4 |" in \
         compare.markdown_table([dict(row, label="x")])
+
+
+def test_compare_configs_share_backbone_neck_optimizer_and_data():
+    """Every method of configs/compare differs only in its head (and FCOS in its target op)."""
+    shared = ("CSPResNet", "FPN", "OptimizerBuilder", "depth_mult", "width_mult", "epoch", "EvalReader")
+    seen = {}
+    for name, (filename, _) in compare.METHODS.items():
+        cfg = pipeline.load_config(os.path.join(compare.CONFIG_DIR, filename))
+        assert cfg.get(cfg.architecture)["backbone"] == "CSPResNet"
+        assert cfg.get(cfg.architecture)["neck"] == "FPN"
+        values = {key: repr(cfg[key]) for key in shared}
+        values["lr"] = cfg["LearningRate"]["base_lr"]
+        values["train"] = (cfg["TrainDataset"].num_images, cfg["TrainDataset"].image_size, cfg["TrainDataset"].seed)
+        seen[name] = values
+        if name == "atss_only":
+            assert cfg["PPYOLOEHead"]["static_assigner_epoch"] >= 1000
+        if name == "tal_only":
+            assert cfg["PPYOLOEHead"]["static_assigner_epoch"] == 0
+    first = seen["fcos"]
+    assert all(values == first for values in seen.values())
