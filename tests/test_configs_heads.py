@@ -55,14 +55,19 @@ def test_coco_config_has_paddledetection_settings_and_our_assigners(family):
     assert cfg.num_classes == 80 and cfg.metric == "COCO"
 
 
+def _paths(dataset):
+    """(dataset_dir, image_dir, anno_path) of a dataset section, a dict or the object ppdet/pipeline built."""
+    keys = ("dataset_dir", "image_dir", "anno_path")
+    if isinstance(dataset, dict):
+        return tuple(dataset[k] for k in keys)
+    return tuple(getattr(dataset, k) for k in keys)
+
+
 @pytest.mark.parametrize("family", sorted(COCO))
 def test_coco_config_reads_the_usual_coco_layout(family):
     cfg = pipeline.load_config(COCO[family])
-    train, val = cfg.TrainDataset, cfg.EvalDataset
-    assert (train["dataset_dir"], train["image_dir"], train["anno_path"]) == \
-        ("dataset/coco", "train2017", "annotations/instances_train2017.json")
-    assert (val["dataset_dir"], val["image_dir"], val["anno_path"]) == \
-        ("dataset/coco", "val2017", "annotations/instances_val2017.json")
+    assert _paths(cfg.TrainDataset) == ("dataset/coco", "train2017", "annotations/instances_train2017.json")
+    assert _paths(cfg.EvalDataset) == ("dataset/coco", "val2017", "annotations/instances_val2017.json")
 
 
 @pytest.mark.parametrize("family", sorted(COCO))
