@@ -206,6 +206,7 @@ def class_scores_of_gts(scores, gt_labels):
 
 
 def _neg_log(x):
+    """-log(x), x clamped at LOG_CLAMP."""
     return -paddle.log(x.clip(min=LOG_CLAMP))
 
 
@@ -227,7 +228,7 @@ def dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, gt_
     zero = paddle.zeros([], "float32")
     if num_gt == 0:
         p_neg_map = paddle.ones_like(scores)
-        pos = dict(cls_pos=zero, loc=zero, num_gt=zero)
+        terms = dict(cls_pos=zero, loc=zero, num_gt=zero)
     else:
         candidates = points_inside_boxes(points.unsqueeze(0).unsqueeze(0), gt_bboxes.unsqueeze(2))
         candidates = candidates & gt_valid.unsqueeze(-1)
@@ -238,18 +239,18 @@ def dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, gt_
         with paddle.no_grad():
             ious = aligned_iou(pred_boxes.detach(), gt_boxes, eps=IOU_EPS)
         p_cls = class_scores_of_gts(scores, gt_labels)
-        p_loc, t = consistency(p_cls, reg_loss, beta)
+        _, t = consistency(p_cls, reg_loss, beta)
         w_pos = positive_weights(t, prior, mu, norm_mu)
         p_neg = negative_probability(ious, candidates, gamma2)
         p_neg_map = negative_probability_map(p_neg, gt_labels, num_classes)
         # BCE(p_loc, 1) = -log(exp(-beta * reg_loss)) = beta * reg_loss, written out to keep its gradient exact.
-        pos = dict(cls_pos=POS_LOSS_WEIGHT * (w_pos * _neg_log(p_cls)).sum(),
-                   loc=POS_LOSS_WEIGHT * (w_pos * beta * reg_loss).sum(),
-                   num_gt=gt_valid.astype("float32").sum())
+        terms = dict(cls_pos=POS_LOSS_WEIGHT * (w_pos * _neg_log(p_cls)).sum(),
+                     loc=POS_LOSS_WEIGHT * (w_pos * beta * reg_loss).sum(),
+                     num_gt=gt_valid.astype("float32").sum())
     w_neg = negative_weights(p_neg_map, scores, gamma1)
-    pos["cls_neg"] = (w_neg * _neg_log(1 - scores)).sum()
-    pos["neg_factor"] = (1 - p_neg_map).sum()
-    return pos
+    terms["cls_neg"] = (w_neg * _neg_log(1 - scores)).sum()
+    terms["neg_factor"] = (1 - p_neg_map).sum()
+    return terms
 
 
 def reduce_mean(x):
