@@ -20,7 +20,6 @@ MMDetection), both averaged across ranks under distributed training.
 """
 import numpy as np
 import paddle
-import paddle.distributed as dist
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle import ParamAttr
@@ -50,16 +49,6 @@ FORCE_TOPK = 9
 # MMDetection: EPS = 1e-12 guards divisions and logs.
 EPS = 1e-12
 # Paper Sec. 4.1 NMS IoU 0.6; MMDetection test_cfg score_thr 0.05, max_per_img 100 (set on MultiClassNMS).
-
-
-def _reduce_mean(x):
-    """Average a scalar tensor over ranks (no-op on one process)."""
-    world = dist.get_world_size()
-    if world > 1:
-        x = x.clone()
-        dist.all_reduce(x)
-        x = x / world
-    return x
 
 
 def inside_boxes(points, gt_bboxes):
@@ -321,8 +310,8 @@ class AutoAssignHead(nn.Layer):
             neg.append(image[1])
             center.append(image[2])
             prior_mass.append(image[3])
-        num_objects = _reduce_mean(paddle.to_tensor(float(valid.sum())))
-        prior_mass = _reduce_mean(paddle.add_n(prior_mass))
+        num_objects = fb.reduce_mean(paddle.to_tensor(float(valid.sum())))
+        prior_mass = fb.reduce_mean(paddle.add_n(prior_mass))
         loss_pos = paddle.add_n(pos) / num_objects.clip(min=1.0) * self.pos_loss_weight
         loss_neg = paddle.add_n(neg) / prior_mass.clip(min=1.0) * self.neg_loss_weight
         loss_center = paddle.add_n(center) / batch * self.center_loss_weight

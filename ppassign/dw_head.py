@@ -22,7 +22,6 @@ Steps of the loss (:func:`dw_loss_terms`):
      #objects, loss_cls_neg = sum w_neg * BCE(s, 0) / sum(1 - P_neg); both averages all-reduced across ranks.
 """
 import paddle
-import paddle.distributed as dist
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.vision.ops import deform_conv2d
@@ -253,17 +252,6 @@ def dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, gt_
     return terms
 
 
-def reduce_mean(x):
-    """Mean of a 0-D tensor over all ranks (all_reduce when the world size is above 1), no gradient."""
-    x = x.detach()
-    world = dist.get_world_size()
-    if world > 1:
-        x = x.clone()
-        dist.all_reduce(x)
-        x = x / world
-    return x
-
-
 # --- box refinement ---------------------------------------------------------------------------------------------
 
 def refine_ltrb(ltrb, offsets, points, stride):
@@ -425,8 +413,8 @@ class DWHead(nn.Layer):
         terms = dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes.astype("float32"),
                               gt_labels.squeeze(-1), paddle.to_tensor(valid), self.num_classes,
                               self.soft_prior, self.beta, self.mu, self.norm_mu, self.gamma1, self.gamma2)
-        pos_avg = reduce_mean(terms["num_gt"]).clip(min=1.0)
-        neg_avg = reduce_mean(terms["neg_factor"]).clip(min=1.0)
+        pos_avg = fcos_base.reduce_mean(terms["num_gt"]).clip(min=1.0)
+        neg_avg = fcos_base.reduce_mean(terms["neg_factor"]).clip(min=1.0)
         losses = {"loss_cls_pos": terms["cls_pos"] / pos_avg,
                   "loss_loc": terms["loc"] / pos_avg,
                   "loss_cls_neg": terms["cls_neg"] / neg_avg}

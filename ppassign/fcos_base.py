@@ -13,6 +13,7 @@ Conventions (used by every function below):
 import math
 
 import paddle
+import paddle.distributed as dist
 import paddle.nn as nn
 from paddle import ParamAttr
 from paddle.nn.initializer import Constant, Normal
@@ -240,3 +241,20 @@ def post_process(scores_list, ltrb_list, points_list, scale_factor, nms, nms_pre
 def flatten_levels(maps):
     """[B, X, H_l, W_l] per level -> one Tensor[B, L, X] (level by level, row-major)."""
     return paddle.concat([m.flatten(2).transpose([0, 2, 1]) for m in maps], axis=1)
+
+
+def reduce_mean(x):
+    """Mean of a loss normaliser over all ranks (all_reduce when the world size is above 1), without gradient.
+
+    Args:
+        x (Tensor[]): this rank's value.
+    Returns:
+        Tensor[]: the average over ranks (x itself, detached, on one process).
+    """
+    x = x.detach()
+    world = dist.get_world_size()
+    if world > 1:
+        x = x.clone()
+        dist.all_reduce(x)
+        x = x / world
+    return x

@@ -484,8 +484,8 @@ def test_normalisers_are_averaged_across_ranks(monkeypatch):
     def fake_all_reduce(x):  # the other rank holds 3x this rank's value
         reduced.append(float(x))
         x.set_value(x * 4)
-    monkeypatch.setattr(aa.dist, "get_world_size", lambda: 2)
-    monkeypatch.setattr(aa.dist, "all_reduce", fake_all_reduce)
+    monkeypatch.setattr(fb.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(fb.dist, "all_reduce", fake_all_reduce)
     multi = {k: float(v) for k, v in head.get_loss(to_outs(case), targets_of(case)).items()}
     assert len(reduced) == 2 and reduced[0] == 3.0  # number of objects, then prior mass
     np.testing.assert_allclose(multi["loss_pos"], single["loss_pos"] / 2, rtol=1e-6)

@@ -11,6 +11,7 @@ import pytest
 
 import ppassign  # noqa: F401  (registers DWHead)
 from ppassign import dw_head as dw
+from ppassign import fcos_base
 from ppassign.dw_head import DWHead
 
 NUM_CLASSES = 3
@@ -312,9 +313,9 @@ def test_normalisers_are_averaged_across_ranks(monkeypatch):
         calls.append(float(x))
         x.set_value(x * 4)
 
-    monkeypatch.setattr(dw.dist, "get_world_size", lambda: 2)
-    monkeypatch.setattr(dw.dist, "all_reduce", fake_all_reduce)
-    assert float(dw.reduce_mean(paddle.to_tensor(3.0))) == 6.0
+    monkeypatch.setattr(fcos_base.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(fcos_base.dist, "all_reduce", fake_all_reduce)
+    assert float(fcos_base.reduce_mean(paddle.to_tensor(3.0))) == 6.0
     calls.clear()
     double = {k: float(v) for k, v in head(feats, targets).items()}
     assert calls[0] == 3.0 and len(calls) == 2  # the object count (3 objects), then the negative factor
