@@ -321,7 +321,8 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
           output_dir=None, override_ppdet_assigners=False, seed=None):
     """Train the config's model (ppdet Trainer); with `eval`, evaluate at each snapshot and at the end.
 
-    Runs unchanged under ``python -m paddle.distributed.launch --nproc_per_node N``.
+    Runs unchanged under ``python -m paddle.distributed.launch --nproc_per_node N``. `seed` (or the config's
+    ``seed`` key) seeds Paddle, numpy and random (plus the rank, so that ranks draw different augmentations).
     Returns {'weights': final weights path, 'metrics': last COCO summary or None, 'seconds': wall time}.
     """
     from ppdet.engine import Trainer, init_parallel_env, set_random_seed
@@ -337,8 +338,9 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
     if output_dir:
         cfg["save_dir"] = output_dir
     init_parallel_env()
+    seed = seed if seed is not None else cfg.get("seed")  # --seed wins over a config's `seed` key
     if seed is not None:
-        set_random_seed(seed)
+        set_random_seed(int(seed) + paddle.distributed.get_rank())
     if eval:
         _check_eval_dataset(cfg)
         _set_output_eval(cfg)

@@ -18,7 +18,8 @@ def parse_args(argv=None):
     parser.add_argument("--use_vdl", action="store_true", help="log scalars to VisualDL")
     parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log folder (default: from the config)")
     parser.add_argument("--output_dir", default=None, help="where checkpoints go (default: the config's save_dir)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for Paddle / numpy / random")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed for Paddle / numpy / random (default: the config's seed key, if any)")
     parser.add_argument("--override_ppdet_assigners", action="store_true",
                         help="make YAML names ATSSAssigner / TaskAlignedAssigner build ppassign's assigners")
     return parser.parse_args(argv)
