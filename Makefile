@@ -16,7 +16,7 @@ $(VENV)/.installed: setup.py
 venv: $(VENV)/.installed
 
 quickstart: venv
-	$(PY) tools/train.py -c configs/quickstart/quickstart_tal.yml --eval
+	OMP_NUM_THREADS=1 $(PY) tools/train.py -c configs/quickstart/quickstart_tal.yml --eval
 
 test: venv
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests
