@@ -8,6 +8,7 @@ import pytest
 import ppassign  # noqa: F401  (shims + registration)
 from ppassign import autoassign_head as aa
 from ppassign import fcos_base as fb
+from export_check import export_and_predict
 from ppdet.modeling.layers import MultiClassNMS
 
 C = 3
@@ -439,8 +440,6 @@ def test_short_training_reduces_loss_and_raises_map(tmp_path):
 def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     """tools/export_model.py's library call on the synthetic config with a dynamic image size (as the COCO
     config exports), then Paddle Inference vs dygraph."""
-    import cv2
-
     from ppassign import pipeline
     from ppassign.data.synthetic import make_synthetic_coco
     image_dir, anno = make_synthetic_coco(tmp_path / "data", "val", num_images=1, image_size=128, seed=0)
@@ -451,11 +450,7 @@ def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     model = pipeline.build_model(cfg)
     # untrained scores sit below NMS's score threshold: lift P(cls | obj) to 0.5 so that boxes come out
     model.fcos_head.cls_conv.bias.set_value(paddle.zeros_like(model.fcos_head.cls_conv.bias))
-    paddle.save(model.state_dict(), str(tmp_path / "w.pdparams"))
-    model_dir = pipeline.export(CONFIG, overrides, weights=str(tmp_path / "w"), output_dir=str(tmp_path / "out"))
-    image = cv2.cvtColor(cv2.imread(os.path.join(image_dir, sorted(os.listdir(image_dir))[0])), cv2.COLOR_BGR2RGB)
-    dygraph = pipeline.DygraphPredictor(CONFIG, overrides, weights=str(tmp_path / "w")).predict(image)
-    exported = pipeline.ExportedPredictor(model_dir).predict(image)
+    dygraph, exported = export_and_predict(pipeline, CONFIG, overrides, model, image_dir, tmp_path)
     assert len(dygraph) > 10
     np.testing.assert_allclose(exported, dygraph, rtol=1e-4, atol=1e-3)
 

@@ -13,6 +13,7 @@ import ppassign  # noqa: F401  (registers DWHead)
 from ppassign import dw_head as dw
 from ppassign import fcos_base
 from ppassign.dw_head import DWHead
+from export_check import export_and_predict
 
 NUM_CLASSES = 3
 STRIDES = [8, 16]
@@ -543,8 +544,6 @@ def test_short_training_raises_map_above_untrained():
 
 def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     """tools/export_model.py's library call on the synthetic config (refinement on), Paddle Inference vs dygraph."""
-    import cv2
-
     from ppassign import pipeline
     from ppassign.data.synthetic import make_synthetic_coco
     config = os.path.join(CONFIG_DIR, "dw_synthetic.yml")
@@ -556,10 +555,6 @@ def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     model = pipeline.build_model(cfg)
     # untrained scores (0.02 * 0.5) sit below NMS's score threshold: lift the class prior so boxes come out
     model.fcos_head.conv_cls.bias.set_value(paddle.full_like(model.fcos_head.conv_cls.bias, 2.0))
-    paddle.save(model.state_dict(), str(tmp_path / "w.pdparams"))
-    model_dir = pipeline.export(config, overrides, weights=str(tmp_path / "w"), output_dir=str(tmp_path / "out"))
-    image = cv2.cvtColor(cv2.imread(os.path.join(image_dir, sorted(os.listdir(image_dir))[0])), cv2.COLOR_BGR2RGB)
-    dygraph = pipeline.DygraphPredictor(config, overrides, weights=str(tmp_path / "w")).predict(image)
-    exported = pipeline.ExportedPredictor(model_dir).predict(image)
+    dygraph, exported = export_and_predict(pipeline, config, overrides, model, image_dir, tmp_path)
     assert len(dygraph) > 10
     np.testing.assert_allclose(exported, dygraph, rtol=1e-4, atol=1e-3)
