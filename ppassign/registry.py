@@ -18,8 +18,7 @@ import types
 from ppdet.core import workspace
 from ppdet.core.config.schema import extract_schema
 
-from .atss_assigner import ATSSAssigner
-from .task_aligned_assigner import TaskAlignedAssigner
+from .assigners import ATSSAssigner, TaskAlignedAssigner
 
 logger = logging.getLogger("ppassign")
 

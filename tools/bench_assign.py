@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from ppassign import benchmark  # noqa: E402
+from ppassign.analysis import benchmark  # noqa: E402
 
 
 def main():

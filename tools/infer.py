@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppassign import pipeline  # noqa: E402
+from ppassign.engine import pipeline  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -4,14 +4,14 @@ tools/assign_stats.py).
 An `AssignmentMap` holds, for the n objects of one image and the L locations of all FPN levels:
   * ``positive`` [n, L]: how much each location is a positive of each object. Hard assigners (ATSS,
     task-aligned) give 0/1 (their ``mask_positive`` after conflict resolution); AutoAssign gives w+ (paper
-    eq. 1, sums to 1 over S_n), DW its positive weight w_pos (official normaliser, see ppassign.dw_head).
+    eq. 1, sums to 1 over S_n), DW its positive weight w_pos (official normaliser, see ppassign.heads.dw_head).
   * ``negative`` [n, L] or None: the method's per-object negative weighting inside the object's candidates,
     NaN elsewhere (outside every candidate set a location is a plain negative with weight 1). AutoAssign: w-
     (eq. 11) on the object's class channel; DW: the negative probability P_neg (eq. 5-6) before its
     importance factor s^gamma1 (which depends on the score only, not on the assignment).
 
 The weights are computed by the methods' own code: ppassign's / PaddleDetection's assigner classes for ATSS
-and task-aligned assignment, and the pure weight functions of ppassign.autoassign_head and ppassign.dw_head
+and task-aligned assignment, and the pure weight functions of ppassign.heads.autoassign_head and ppassign.heads.dw_head
 (called here in the order their heads call them) for AutoAssign and DW.
 """
 from dataclasses import dataclass
@@ -20,10 +20,10 @@ from typing import List, Optional
 import numpy as np
 import paddle
 
-from .. import autoassign_head as aa
-from .. import dw_head as dw
-from .. import fcos_base
-from ..geometry import aligned_iou, points_inside_boxes
+from ..heads import autoassign_head as aa
+from ..heads import dw_head as dw
+from ..heads import fcos_base
+from ..ops.geometry import aligned_iou, points_inside_boxes
 
 # PP-YOLOE / TOOD anchors for ATSS: a square of grid_cell_scale strides around each location
 # (ppdet PPYOLOEHead grid_cell_scale=5.0, grid_cell_offset=0.5).

@@ -15,11 +15,12 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from .. import fcos_base, pipeline
-from ..atss_assigner import ATSSAssigner
-from ..autoassign_head import AutoAssignHead
-from ..dw_head import DWHead
-from ..task_aligned_assigner import TaskAlignedAssigner
+from ..engine import pipeline
+from ..heads import fcos_base
+from ..assigners import ATSSAssigner
+from ..heads.autoassign_head import AutoAssignHead
+from ..heads.dw_head import DWHead
+from ..assigners import TaskAlignedAssigner
 from . import assignment as A
 
 # Inputs are zero-padded at the bottom/right to a multiple of the largest stride (ppdet's PadBatch).

@@ -9,7 +9,7 @@ import os
 import cv2
 import numpy as np
 
-from .. import pipeline
+from ..engine import pipeline
 from . import drawing, models, stats
 
 # Grey level of the canvas when a boxes file names no image.

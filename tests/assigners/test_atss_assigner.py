@@ -251,7 +251,8 @@ def test_integer_boxes_with_many_distance_ties_match_ppdet():
 
 
 def test_sparse_candidates_equal_full_level_candidates_as_sets():
-    from ppassign import geometry, grid
+    from ppassign.ops import geometry
+    from ppassign.assigners import grid
     rng = np.random.default_rng(10)
     anchors, _, counts = anchor_grid(160)
     _, boxes, _ = random_gt(rng, 1, 12, fill=[12])

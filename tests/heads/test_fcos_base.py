@@ -3,7 +3,7 @@ import paddle
 import pytest
 
 import ppassign  # noqa: F401  (applies shims)
-from ppassign import fcos_base as fb
+from ppassign.heads import fcos_base as fb
 from ppdet.modeling.layers import MultiClassNMS
 
 

@@ -26,9 +26,9 @@ from paddle import ParamAttr
 from paddle.nn.initializer import Constant
 
 from . import fcos_base as fb
-from . import registry
-from .geometry import aligned_iou
-from .validation import require_shape, require_tensor
+from .. import registry
+from ..ops.geometry import aligned_iou
+from ..ops.validation import require_shape, require_tensor
 
 # Paper Sec. 4.1: tau = 1/3 in eq. (9); MMDetection writes it as exp(3 * P) (autoassign_head.py).
 TEMPERATURE = 1.0 / 3.0

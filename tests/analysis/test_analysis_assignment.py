@@ -5,10 +5,10 @@ import pytest
 
 import ppassign  # noqa: F401
 from ppassign.analysis import assignment as A
-from ppassign.atss_assigner import ATSSAssigner
-from ppassign.autoassign_head import AutoAssignHead
-from ppassign.dw_head import DWHead
-from ppassign.task_aligned_assigner import TaskAlignedAssigner
+from ppassign.assigners.atss_assigner import ATSSAssigner
+from ppassign.heads.autoassign_head import AutoAssignHead
+from ppassign.heads.dw_head import DWHead
+from ppassign.assigners.task_aligned_assigner import TaskAlignedAssigner
 
 BOXES = np.array([[10, 12, 60, 50], [30, 30, 90, 100], [70, 5, 76, 11]], np.float32)
 LABELS = np.array([0, 1, 0])

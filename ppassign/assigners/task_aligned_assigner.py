@@ -1,6 +1,6 @@
 """TOOD's task-aligned assigner (Feng et al., ICCV 2021), a drop-in for ppdet's TaskAlignedAssigner.
 
-Outputs equal PaddleDetection's TaskAlignedAssigner (tests/test_task_aligned_assigner.py checks parity).
+Outputs equal PaddleDetection's TaskAlignedAssigner (tests/assigners/test_task_aligned_assigner.py checks parity).
 The work is done per image on its real GTs, in GT chunks under a memory budget, with boolean masks and
 top-k indices instead of a [B, n, k, L] one-hot and a [B, n, L, 4] point-in-box tensor.
 """
@@ -9,10 +9,10 @@ import paddle.nn as nn
 
 import numpy as np
 
-from . import geometry as G
+from ..ops import geometry as G
 from . import grid
 from .assign_utils import build_targets, one_gt_per_anchor, pack_outputs
-from .validation import check_bg_index, check_gt, check_num_anchors_list, require_finite, require_shape, \
+from ..ops.validation import check_bg_index, check_gt, check_num_anchors_list, require_finite, require_shape, \
     require_tensor
 
 # Bytes of float temporaries one image may hold for its [n, L] metric before GTs are chunked.

@@ -1,7 +1,7 @@
-"""ppassign.grid: exact rectangles and windows of a regular anchor grid."""
+"""ppassign.assigners.grid: exact rectangles and windows of a regular anchor grid."""
 import numpy as np
 
-from ppassign import grid
+from ppassign.assigners import grid
 from assign_cases import anchor_grid
 
 

@@ -1,4 +1,4 @@
-"""DWHead (ppassign/dw_head.py): the dual weights, the loss against a NumPy re-computation, box refinement,
+"""DWHead (ppassign/heads/dw_head.py): the dual weights, the loss against a NumPy re-computation, box refinement,
 empty ground truth, a short training run, ppdet YAML use, and input checks."""
 import contextlib
 import io
@@ -10,9 +10,9 @@ import paddle
 import pytest
 
 import ppassign  # noqa: F401  (registers DWHead)
-from ppassign import dw_head as dw
-from ppassign import fcos_base
-from ppassign.dw_head import DWHead
+from ppassign.heads import dw_head as dw
+from ppassign.heads import fcos_base
+from ppassign.heads.dw_head import DWHead
 from export_check import export_and_predict
 
 NUM_CLASSES = 3
@@ -276,7 +276,7 @@ def test_refinement_with_zero_offsets_keeps_a_box_all_locations_agree_on():
     # Every location predicts the same box, whose sides lie between the first and last cell centres: each
     # boundary point then samples that same box, so refinement changes nothing (up to the clip at 0).
     stride, height, width = 8, 5, 6
-    from ppassign import fcos_base
+    from ppassign.heads import fcos_base
     points = fcos_base.level_points(height, width, stride)
     box = paddle.to_tensor([5.0, 6.0, 43.0, 35.0])
     ltrb = fcos_base.box_to_distance(points, box).transpose([1, 0]).reshape([1, 4, height, width])
@@ -295,7 +295,7 @@ def test_gradients_reach_refinement_offsets():
     assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
     offsets = paddle.zeros([1, 8, 3, 3])
     offsets.stop_gradient = False
-    from ppassign import fcos_base
+    from ppassign.heads import fcos_base
     ltrb = paddle.to_tensor(np.random.default_rng(0).uniform(2, 12, (1, 4, 3, 3)).astype("float32"))
     out = dw.refine_ltrb(ltrb, offsets, fcos_base.level_points(3, 3, 8), 8)
     out.sum().backward()
@@ -408,7 +408,7 @@ def test_bad_features_raise_value_error_naming_them():
 
 
 # --- through ppdet's YAML -----------------------------------------------------------------------------------
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs", "dw")
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "dw")
 
 
 @pytest.mark.parametrize("name, with_refine", [("dw_r50_fpn_1x_coco.yml", True),
@@ -544,7 +544,7 @@ def test_short_training_raises_map_above_untrained():
 
 def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     """tools/export_model.py's library call on the synthetic config (refinement on), Paddle Inference vs dygraph."""
-    from ppassign import pipeline
+    from ppassign.engine import pipeline
     from ppassign.data.synthetic import make_synthetic_coco
     config = os.path.join(CONFIG_DIR, "dw_synthetic.yml")
     image_dir, anno = make_synthetic_coco(tmp_path / "data", "val", num_images=1, image_size=128, seed=0)

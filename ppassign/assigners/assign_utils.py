@@ -6,8 +6,8 @@ into PaddleDetection's dense outputs without building [B, n, L] intermediates.
 import numpy as np
 import paddle
 
-from .compat import ASSIGNER_RETURNS_MASK_POSITIVE
-from .geometry import aligned_iou
+from .. import compat
+from ..ops.geometry import aligned_iou
 
 
 def per_anchor_counts(anchor_idx, gt_idx, num_anchors):
@@ -147,7 +147,7 @@ def mask_positive_dense(assigned_gt, positive, num_max_boxes, dtype):
 def pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max_boxes, return_mask_positive=None):
     """Return 4 values (ppdet 2.6 heads) or 3 (ppdet 2.7+), whatever the input (see compat)."""
     if return_mask_positive is None:
-        return_mask_positive = ASSIGNER_RETURNS_MASK_POSITIVE
+        return_mask_positive = compat.ASSIGNER_RETURNS_MASK_POSITIVE
     if not return_mask_positive:
         return labels, bboxes, scores
     return labels, bboxes, scores, mask_positive_dense(assigned_gt, positive, num_max_boxes, bboxes.dtype)

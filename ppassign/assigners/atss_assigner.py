@@ -1,6 +1,6 @@
 """ATSS: Adaptive Training Sample Selection (Zhang et al., CVPR 2020), a drop-in for ppdet's ATSSAssigner.
 
-Outputs equal PaddleDetection's ATSSAssigner (tests/test_atss_assigner.py checks parity) but the work is done
+Outputs equal PaddleDetection's ATSSAssigner (tests/assigners/test_atss_assigner.py checks parity) but the work is done
 per image on the real GTs only, with IoU computed for the k x levels candidates instead of all L anchors:
 no [B, n, k, L] one-hot, no [B, n, L, 4] point-in-box tensor.
 """
@@ -8,10 +8,10 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from . import geometry as G
+from ..ops import geometry as G
 from . import grid
 from .assign_utils import build_targets, one_gt_per_anchor, pack_outputs
-from .validation import check_bg_index, check_gt, check_num_anchors_list, require_finite, require_shape, \
+from ..ops.validation import check_bg_index, check_gt, check_num_anchors_list, require_finite, require_shape, \
     require_tensor
 
 # Bytes of float temporaries one image may hold for its [n, L_level] distances before GTs are chunked.

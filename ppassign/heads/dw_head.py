@@ -8,7 +8,7 @@ normalisations) follow the official implementation ``strongwolf/DW`` (``dw_head.
 departs from the paper, the constant below says so.
 
 Shapes: B images, n GT slots per image (padded by ppdet's ``PadGT``), L locations over all FPN levels, C classes.
-Boxes are ``xyxy`` in input pixels, distances ``ltrb`` in pixels (see :mod:`ppassign.fcos_base`).
+Boxes are ``xyxy`` in input pixels, distances ``ltrb`` in pixels (see :mod:`ppassign.heads.fcos_base`).
 
 Steps of the loss (:func:`dw_loss_terms`):
   1. candidates: locations strictly inside a GT box; a Gaussian centre prior (fixed mean 0, std 1.11 strides,
@@ -26,8 +26,10 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.vision.ops import deform_conv2d
 
-from . import fcos_base, registry, validation
-from .geometry import aligned_iou, points_inside_boxes
+from .. import registry
+from ..ops import validation
+from . import fcos_base
+from ..ops.geometry import aligned_iou, points_inside_boxes
 
 # --- constants, each with its source ------------------------------------------------------------------------
 # official dw_head.py: EPS = 1e-12 (clamps the positive normaliser, stabilises the P_neg min-max normalisation).

@@ -7,10 +7,10 @@ import sys
 import pytest
 
 import ppassign  # noqa: F401
-from ppassign import pipeline
+from ppassign.engine import pipeline
 from ppassign.analysis import compare, runner
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(REPO, "tools")
 PPYOLOE = os.path.join(REPO, "configs", "compare", "atss_only.yml")
 AUTOASSIGN = os.path.join(REPO, "configs", "compare", "autoassign.yml")

@@ -132,7 +132,7 @@ def _available_bytes():
 
 
 def _spawn(assigner, impl, num_gts, repeats, out_path, timeout):
-    cmd = [sys.executable, "-m", "ppassign.benchmark", assigner, impl, str(num_gts), str(repeats), out_path]
+    cmd = [sys.executable, "-m", "ppassign.analysis.benchmark", assigner, impl, str(num_gts), str(repeats), out_path]
     env = dict(os.environ, GLOG_minloglevel="2")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

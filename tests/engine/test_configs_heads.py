@@ -1,6 +1,6 @@
 """The shipped PP-YOLOE+, PicoDet and TOOD configs: PaddleDetection's settings with ppassign's assigners.
 
-Configs are loaded the way tools/train.py loads them (ppassign.pipeline.load_config, ``-o`` overrides).
+Configs are loaded the way tools/train.py loads them (ppassign.engine.pipeline.load_config, ``-o`` overrides).
 """
 import os
 
@@ -8,9 +8,9 @@ import pytest
 from ppdet.core.workspace import create
 
 import ppassign
-from ppassign import pipeline
+from ppassign.engine import pipeline
 
-CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
 COCO = {
     "ppyoloe": os.path.join(CONFIGS, "ppyoloe", "ppyoloe_plus_crn_s_80e_coco.yml"),
     "picodet": os.path.join(CONFIGS, "picodet", "picodet_s_416_coco_lcnet.yml"),

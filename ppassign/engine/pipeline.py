@@ -24,7 +24,7 @@ import yaml
 import paddle
 from ppdet.engine.callbacks import Callback
 
-from . import compat, registry
+from .. import compat, registry
 
 logger = logging.getLogger("ppassign")
 

@@ -5,7 +5,7 @@ import pytest
 import ppassign  # noqa: F401
 from ppassign.analysis import assignment as A
 from ppassign.analysis import stats
-from ppassign.atss_assigner import ATSSAssigner
+from ppassign.assigners.atss_assigner import ATSSAssigner
 
 # Hand-built case: one FPN level of stride 8 over a 64 x 64 input (8 x 8 locations at 4, 12, ..., 60), PP-YOLOE
 # anchors of 5 strides (40 px), ATSS with topk=3.

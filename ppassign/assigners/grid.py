@@ -7,7 +7,7 @@ float32 exactly as the Paddle ops do, so the lists are exact, not approximate.
 """
 import numpy as np
 
-from .geometry import INSIDE_EPS
+from ..ops.geometry import INSIDE_EPS
 
 
 def level_axes(points, counts):

@@ -21,7 +21,7 @@ from ppdet.modeling.heads.tood_head import TOODHead
 import ppassign
 from ppassign import compat, registry
 
-CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
 TINY = {
     "ppyoloe": os.path.join(CONFIGS, "ppyoloe", "ppyoloe_plus_tiny_synthetic.yml"),
     "picodet": os.path.join(CONFIGS, "picodet", "picodet_tiny_synthetic.yml"),

@@ -179,7 +179,7 @@ def test_quantised_scores_with_metric_ties_match_ppdet():
 
 
 def test_sparse_path_settles_most_gts_without_the_full_row():
-    from ppassign import grid
+    from ppassign.assigners import grid
     scores, pred, points, counts, labels, boxes, mask = _inputs(25, batch=1, num_max=10, fill=[10])
     layer = TaskAlignedAssigner()
     axes = grid.level_axes(points.numpy(), counts)

@@ -1,4 +1,4 @@
-"""tools/ and ppassign.pipeline end to end on a tiny generated dataset: train -> eval -> export -> infer."""
+"""tools/ and ppassign.engine.pipeline end to end on a tiny generated dataset: train -> eval -> export -> infer."""
 import json
 import os
 import subprocess
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import ppassign  # noqa: F401
-from ppassign import pipeline
+from ppassign.engine import pipeline
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs", "quickstart", "quickstart_tal.yml")
 TOOLS = os.path.join(REPO, "tools")
 

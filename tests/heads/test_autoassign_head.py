@@ -6,8 +6,8 @@ import paddle
 import pytest
 
 import ppassign  # noqa: F401  (shims + registration)
-from ppassign import autoassign_head as aa
-from ppassign import fcos_base as fb
+from ppassign.heads import autoassign_head as aa
+from ppassign.heads import fcos_base as fb
 from export_check import export_and_predict
 from ppdet.modeling.layers import MultiClassNMS
 
@@ -317,7 +317,7 @@ def test_bad_constructor_arguments_raise():
 
 
 # ------------------------------------------------------------------------------------ through ppdet's YAML
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "autoassign", "autoassign_synthetic.yml")
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "autoassign", "autoassign_synthetic.yml")
 
 
 def test_synthetic_config_builds_fcos_with_autoassign_head(tmp_path):
@@ -440,7 +440,7 @@ def test_short_training_reduces_loss_and_raises_map(tmp_path):
 def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     """tools/export_model.py's library call on the synthetic config with a dynamic image size (as the COCO
     config exports), then Paddle Inference vs dygraph."""
-    from ppassign import pipeline
+    from ppassign.engine import pipeline
     from ppassign.data.synthetic import make_synthetic_coco
     image_dir, anno = make_synthetic_coco(tmp_path / "data", "val", num_images=1, image_size=128, seed=0)
     overrides = ["TestReader.inputs_def.image_shape=[3,-1,-1]", f"TestDataset.anno_path={anno}", f"EvalDataset.dataset_dir={tmp_path / 'data'}",

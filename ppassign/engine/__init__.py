@@ -1,0 +1,1 @@
+"""The engine behind tools/: load a config, train, evaluate, export, predict (ppdet's Trainer underneath)."""
