@@ -1,109 +1,158 @@
-"""Steps shared by ATSSAssigner and TaskAlignedAssigner: one positive GT per anchor, then the targets.
+"""Steps shared by ATSSAssigner and TaskAlignedAssigner, batched over every image of a call.
 
-Both assigners first pick positive (GT, anchor) pairs for each image, sparsely; these helpers turn the pairs
-into PaddleDetection's dense outputs without building [B, n, L] intermediates.
+Both assigners work on the real objects of the whole batch at once: M objects flattened image after image,
+each known by its image ``b`` and GT slot ``j``. The helpers here
+
+- bring what the host needs in one device-to-host copy (`HostInputs.fetch`),
+- resolve anchors claimed by several objects (`resolve_claims`, as PaddleDetection: highest IoU over all GT
+  slots of the image),
+- build PaddleDetection's dense outputs with static-shape scatters (`build_targets`, `mask_positive_dense`),
+
+so that the number of Paddle operators a call dispatches does not grow with the batch size. Index work is
+host-side NumPy (uploads cost no operator); every float that decides an assignment is computed by Paddle ops
+in the same order as PaddleDetection's, so outputs stay identical.
 """
+import functools
+
 import numpy as np
 import paddle
 
 from .. import compat
-from ..ops.geometry import aligned_iou
+from ..ops import geometry as G
+from ..ops.validation import check_host_gt
+
+# Paddle's CPU top-k (phi/kernels/cpu/top_k_kernel.cc) runs std::partial_sort when k * 64 < width.
+_PARTIAL_SORT_FACTOR = 64
 
 
-def per_anchor_counts(anchor_idx, gt_idx, num_anchors):
-    """Count positive pairs per anchor and sum their GT indices.
+def row_chunks(num_rows, row_bytes, budget_mb):
+    """[(start, stop)] splitting `num_rows` rows of `row_bytes` temporaries each into pieces within the budget."""
+    step = max(1, int(budget_mb * 2**20) // max(int(row_bytes), 1))
+    return [(i, min(i + step, num_rows)) for i in range(0, num_rows, step)]
+
+
+class HostInputs:
+    """The ground truth (and anchors) on the host, brought by one device-to-host copy, and checked.
+
+    Attributes:
+        valid (np.ndarray[B, n] bool), boxes (np.ndarray[B, n, 4] float32), labels (np.ndarray[B, n] int64),
+        extra (list of np.ndarray): the `extra` tensors, flattened; image (np.ndarray[M]), slot (np.ndarray[M]):
+        image and GT slot of each real object, image after image; obj_boxes (np.ndarray[M, 4]), obj_labels [M].
+    """
+
+    @classmethod
+    def fetch(cls, gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=(), finite=()):
+        """One copy of GT boxes, mask, labels, `extra` tensors and the finiteness of each (name, tensor) in `finite`.
+
+        Raises ValueError naming the argument for NaN/inf values, x2 < x1, labels outside [0, num_classes).
+        """
+        batch, num_max = gt_bboxes.shape[:2]
+        parts = [gt_bboxes.reshape([-1]), pad_gt_mask.reshape([-1]), gt_labels.reshape([-1])]
+        parts += [t.reshape([-1]) for t in extra]
+        # x * 0 summed is NaN exactly when x holds a NaN or an inf: one cheap reduction per tensor
+        parts += [(t * 0).sum().reshape([1]) for _, t in finite]
+        parts = [p if p.dtype == paddle.float32 else p.astype("float32") for p in parts]
+        flat = paddle.concat(parts).numpy()
+        sizes = [p.shape[0] for p in parts]
+        pieces = np.split(flat, np.cumsum(sizes)[:-1])
+        self = cls()
+        self.boxes = pieces[0].reshape(batch, num_max, 4)
+        self.valid = pieces[1].reshape(batch, num_max) != 0
+        self.labels = np.rint(pieces[2]).reshape(batch, num_max).astype(np.int64)
+        self.extra = pieces[3:3 + len(extra)]
+        for (name, _), value in zip(finite, pieces[3 + len(extra):]):
+            if not np.isfinite(value).all():
+                raise ValueError(f"{name} contains NaN or inf values")
+        check_host_gt(self.boxes, self.labels, self.valid, num_classes)
+        self.image, self.slot = np.nonzero(self.valid)
+        self.obj_boxes = self.boxes[self.image, self.slot]
+        self.obj_labels = self.labels[self.image, self.slot]
+        return self
+
+    @property
+    def num_objects(self):
+        return len(self.image)
+
+
+def std_unbiased(x):
+    """Unbiased standard deviation over the last axis, keepdim: Tensor[..., K] -> Tensor[..., 1].
+
+    The operations of ``paddle.std`` (mean, squared deviations, sum, divide by K - 1, sqrt), so the values are
+    bit-identical, without its host round-trip (``paddle.std`` checks ``any(K - 1 <= 0)`` on the host).
+    """
+    deviation = paddle.pow(x - x.mean(axis=-1, keepdim=True), 2)
+    total = paddle.sum(deviation, axis=-1, keepdim=True, dtype=x.dtype)
+    return paddle.sqrt(total / paddle.full([], max(x.shape[-1] - 1, 0), x.dtype))
+
+
+def gather_rows(x, index):
+    """x[index] along axis 0 for a NumPy index (uploaded, no operator): Tensor[len(index), ...]."""
+    return paddle.gather(x, paddle.to_tensor(np.asarray(index, np.int64)))
+
+
+def _first_of_each(sorted_keys):
+    """Positions where a new key starts in a sorted array: np.ndarray[bool] of the same length."""
+    return np.r_[True, sorted_keys[1:] != sorted_keys[:-1]] if len(sorted_keys) else np.zeros(0, bool)
+
+
+def resolve_claims(pair_image, pair_slot, pair_anchor, num_anchors, boxes_of, gt_bboxes, eps, budget_mb):
+    """One GT per anchor from positive (object, anchor) pairs of the whole batch.
+
+    An anchor claimed by one object goes to it. An anchor claimed by several goes, as in PaddleDetection, to the
+    GT slot of its image whose box overlaps it most (argmax of IoU over *all* n slots, padding included, the
+    first on ties), which may be an object that did not claim it.
 
     Args:
-        anchor_idx (Tensor[P], int64): anchor of each positive pair.
-        gt_idx (Tensor[P], int64): GT of each positive pair.
+        pair_image, pair_slot, pair_anchor (np.ndarray[P] int64): positive pairs.
         num_anchors (int): L.
+        boxes_of (callable): np.ndarray[Q] flat anchor index (b * L + a) -> Tensor[Q, 4] boxes IoU is measured
+            with (anchors for ATSS, predictions for TAL).
+        gt_bboxes (Tensor[B, n, 4]); eps (float): IoU epsilon; budget_mb: memory budget for [Q, n] temporaries.
     Returns:
-        counts (Tensor[L], int64): positives claimed per anchor.
-        gt_sum (Tensor[L], int64): sum of their GT indices (the GT itself where counts == 1).
+        flat (np.ndarray[F] int64): positive anchors b * L + a, sorted; slot (Tensor[F] int64): their GT slot;
+        slot_host (np.ndarray[F] int64): the same where decided on the host, -1 where a device argmax decided.
     """
-    if anchor_idx.shape[0] == 0:
-        zeros = paddle.zeros([num_anchors], "int64")
-        return zeros, zeros
-    index = anchor_idx.reshape([-1, 1])
-    counts = paddle.scatter_nd_add(paddle.zeros([num_anchors], "int64"), index, paddle.ones_like(anchor_idx))
-    gt_sum = paddle.scatter_nd_add(paddle.zeros([num_anchors], "int64"), index, gt_idx)
-    return counts, gt_sum
+    batch, num_max = gt_bboxes.shape[:2]
+    flat_pairs = pair_image * num_anchors + pair_anchor
+    flat, first, counts = np.unique(flat_pairs, return_index=True, return_counts=True)
+    slot_host = np.where(counts == 1, pair_slot[first], -1).astype(np.int64)
+    slot = paddle.to_tensor(np.maximum(slot_host, 0))
+    multi = np.nonzero(counts > 1)[0]
+    if len(multi):
+        anchors_flat = flat[multi]
+        winners = []
+        for start, stop in row_chunks(len(multi), num_max * 4 * 12, budget_mb):
+            rows = anchors_flat[start:stop]
+            boxes = boxes_of(rows).unsqueeze(1)                                    # [q, 1, 4]
+            gts = gather_rows(gt_bboxes, rows // num_anchors)                     # [q, n, 4]
+            winners.append(G.aligned_iou(gts, boxes, eps=eps).argmax(axis=-1))    # [q]
+        winners = paddle.concat(winners) if len(winners) > 1 else winners[0]
+        slot = paddle.scatter(slot, paddle.to_tensor(multi), winners)
+    return flat, slot, slot_host
 
 
-# Pairs examined at once when looking for the GTs that overlap an anchor's box (bounds host memory).
-_OVERLAP_CHUNK = 1 << 22
-
-
-def best_iou_gt(boxes, gt_boxes, eps):
-    """For each box, the GT slot of highest IoU, the first on ties, 0 when it overlaps none (as argmax gives).
-
-    Only the pairs that overlap (positive width and height of the intersection, found on the host) get an
-    IoU; every other pair's IoU is exactly 0, so the result equals argmax over a full [M, n] IoU matrix.
+def dense_assignment(flat, slot, batch, num_anchors):
+    """Dense (assigned GT slot, positive) from positive anchors.
 
     Args:
-        boxes (Tensor[M, 4]), gt_boxes (Tensor[n, 4]): xyxy; eps (float): IoU epsilon of the caller.
+        flat (np.ndarray[F]): positive anchors b * L + a; slot (Tensor[F] int64): their GT slots.
     Returns:
-        Tensor[M] int64.
+        assigned (Tensor[B, L] int64): slot of each anchor, 0 for negatives (as ppdet's argmax gives);
+        positive (Tensor[B, L] bool).
     """
-    a, g = boxes.numpy(), gt_boxes.numpy()
-    rows, cols = [], []
-    step = max(1, _OVERLAP_CHUNK // max(len(g), 1))
-    for i in range(0, len(a), step):
-        c = a[i:i + step, None]
-        w = np.minimum(c[..., 2], g[None, :, 2]) - np.maximum(c[..., 0], g[None, :, 0])
-        h = np.minimum(c[..., 3], g[None, :, 3]) - np.maximum(c[..., 1], g[None, :, 1])
-        r, k = np.nonzero((w > 0) & (h > 0))
-        rows.append(r + i)
-        cols.append(k)
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
-    winners = np.zeros(len(a), np.int64)
-    if len(rows):
-        ious = aligned_iou(paddle.gather(gt_boxes, paddle.to_tensor(cols)), paddle.gather(boxes, paddle.to_tensor(rows)),
-                           eps=eps).numpy()
-        order = np.lexsort((cols, -ious, rows))
-        first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
-        first = first[ious[first] > 0]
-        winners[rows[first]] = cols[first]
-    return paddle.to_tensor(winners)
-
-
-def one_gt_per_anchor(anchor_idx, gt_idx, num_anchors, anchor_boxes, gt_boxes, eps):
-    """Give every anchor at most one GT; an anchor claimed by several takes the GT it overlaps most.
-
-    As in PaddleDetection, the winner is the argmax of IoU over *all* GT slots of the image (the first on
-    ties), which may be a GT that did not select the anchor.
-
-    Args:
-        anchor_idx (Tensor[P], int64), gt_idx (Tensor[P], int64): positive pairs of one image.
-        num_anchors (int): L.
-        anchor_boxes (Tensor[L, 4]): the boxes IoU is measured with (anchors for ATSS, predictions for TAL).
-        gt_boxes (Tensor[n, 4]): every GT slot of the image; eps (float): IoU epsilon.
-    Returns:
-        assigned_gt (Tensor[L], int64): the anchor's GT (0 where none, as ppdet's argmax gives).
-        positive (Tensor[L], bool).
-    """
-    counts, gt_sum = per_anchor_counts(anchor_idx, gt_idx, num_anchors)
-    assigned_gt = paddle.where(counts == 1, gt_sum, paddle.zeros_like(gt_sum))
-    multi = paddle.nonzero(counts > 1).flatten()
-    if multi.shape[0] > 0:
-        winners = best_iou_gt(paddle.gather(anchor_boxes, multi), gt_boxes, eps)
-        assigned_gt = paddle.scatter(assigned_gt, multi, winners)
-    return assigned_gt, counts > 0
-
-
-def _scatter_flat(size, index, values, dtype):
-    """A zero vector of `size` with `values` written at `index` (distinct): Tensor[size]."""
-    out = paddle.zeros([size], dtype)
-    if index.shape[0] == 0:
-        return out
-    return out.scatter_(index, values.astype(dtype))
+    positive = np.zeros(batch * num_anchors, bool)
+    positive[flat] = True
+    assigned = paddle.zeros([batch * num_anchors], "int64")
+    if len(flat):
+        assigned = paddle.scatter(assigned, paddle.to_tensor(flat), slot)
+    return assigned.reshape([batch, num_anchors]), paddle.to_tensor(positive.reshape(batch, num_anchors))
 
 
 def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_classes, weights=None):
-    """Dense targets from each anchor's GT.
+    """Dense targets from each anchor's GT, with static shapes (no data-dependent operator).
 
     Args:
-        assigned_gt (Tensor[B, L], int64): GT slot per anchor (any value where not positive).
+        assigned_gt (Tensor[B, L], int64): GT slot per anchor (any valid slot where not positive).
         positive (Tensor[B, L], bool).
         gt_labels (Tensor[B, n, 1], int), gt_bboxes (Tensor[B, n, 4]).
         bg_index (int): label of negatives; its column is left out of the scores.
@@ -117,13 +166,14 @@ def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_cla
     batch, num_anchors = positive.shape
     labels = paddle.take_along_axis(gt_labels.squeeze(-1), assigned_gt, axis=1)
     labels = paddle.where(positive, labels, paddle.full_like(labels, bg_index))
-    bboxes = paddle.take_along_axis(gt_bboxes, assigned_gt.unsqueeze(-1).expand([-1, -1, 4]), axis=1)
-    flat_labels = labels.flatten().astype("int64")
-    hit = paddle.nonzero(positive.flatten() & (flat_labels != bg_index)).flatten()
-    label = paddle.gather(flat_labels, hit)
-    column = label - (label > bg_index).astype("int64")
-    values = paddle.ones(hit.shape, gt_bboxes.dtype) if weights is None else paddle.gather(weights.flatten(), hit)
-    scores = _scatter_flat(batch * num_anchors * num_classes, hit * num_classes + column, values, gt_bboxes.dtype)
+    bboxes = paddle.take_along_axis(gt_bboxes, assigned_gt.unsqueeze(-1), axis=1, broadcast=True)
+    flat = labels.reshape([-1, 1]).astype("int64")
+    column = (flat - (flat > bg_index).astype("int64")).clip(0, num_classes - 1)
+    value = (positive & (labels != bg_index)).astype(gt_bboxes.dtype)
+    if weights is not None:
+        value = value * weights
+    scores = paddle.put_along_axis(paddle.zeros([batch * num_anchors, num_classes], gt_bboxes.dtype), column,
+                                   value.reshape([-1, 1]), axis=1)
     return labels, bboxes, scores.reshape([batch, num_anchors, num_classes])
 
 
@@ -136,12 +186,21 @@ def mask_positive_dense(assigned_gt, positive, num_max_boxes, dtype):
         Tensor[B, n, L] of `dtype`.
     """
     batch, num_anchors = positive.shape
-    hit = paddle.nonzero(positive.flatten()).flatten()
-    image, anchor = hit // num_anchors, hit % num_anchors
-    gt = paddle.gather(assigned_gt.flatten(), hit)
-    index = (image * num_max_boxes + gt) * num_anchors + anchor
-    mask = _scatter_flat(batch * num_max_boxes * num_anchors, index, paddle.ones(hit.shape, dtype), dtype)
-    return mask.reshape([batch, num_max_boxes, num_anchors])
+    zeros = paddle.zeros([batch, num_max_boxes, num_anchors], dtype)
+    if num_max_boxes == 0:
+        return zeros
+    return paddle.put_along_axis(zeros, assigned_gt.unsqueeze(1), positive.astype(dtype).unsqueeze(1), axis=1)
+
+
+def background_outputs(batch, num_anchors, num_classes, gt_labels, gt_bboxes, bg_index):
+    """Outputs for a batch without any real object: every anchor negative (as ppdet's, slot 0's box)."""
+    assigned = paddle.zeros([batch, num_anchors], "int64")
+    positive = paddle.zeros([batch, num_anchors], "bool")
+    if gt_bboxes.shape[1] == 0:
+        labels = paddle.full([batch, num_anchors], bg_index, gt_labels.dtype)
+        return (labels, paddle.zeros([batch, num_anchors, 4], gt_bboxes.dtype),
+                paddle.zeros([batch, num_anchors, num_classes], gt_bboxes.dtype), assigned, positive)
+    return build_targets(assigned, positive, gt_labels, gt_bboxes, bg_index, num_classes) + (assigned, positive)
 
 
 def pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max_boxes, return_mask_positive=None):
@@ -151,3 +210,33 @@ def pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max_boxes, r
     if not return_mask_positive:
         return labels, bboxes, scores
     return labels, bboxes, scores, mask_positive_dense(assigned_gt, positive, num_max_boxes, bboxes.dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_zero_ties(k, width, place):
+    """Whether this device's paddle.topk, on a row of zeros with a few positives, takes its zeros from the
+    row's first k entries only (std::partial_sort's heap selection; see `zero_ties_come_from_prefix`)."""
+    rng = np.random.default_rng(0)
+    positives = max(1, k // 2)
+    row = np.zeros(width, np.float32)
+    where = rng.choice(np.arange(k, width), size=positives, replace=False)
+    row[where] = rng.uniform(0.1, 1.0, size=positives).astype(np.float32)
+    row[: k // 2] = 0.5                        # positives inside the prefix too
+    picked = paddle.topk(paddle.to_tensor(row), k)[1].numpy()
+    zeros = picked[row[picked] == 0]
+    return bool(np.isin(np.nonzero(row)[0], picked).all() and (zeros < k).all())
+
+
+def zero_ties_come_from_prefix(k, width):
+    """True when a top-k of `width` non-negative values picks its zero-valued entries among the first k only.
+
+    Paddle's CPU kernel uses std::partial_sort when k * 64 < width. Its heap selection keeps k entries and
+    lets a later entry in only when it is strictly greater than the smallest kept one, so a 0 found after the
+    first k entries never enters. Then which zeros a full-row top-k picks depends on the row's first k entries
+    alone. Checked once per (k, width, device) by a probe; False on devices whose kernel differs (GPU), where
+    the assigner uses the full row instead.
+    """
+    place = str(paddle.get_device())
+    if not place.startswith("cpu") or k * _PARTIAL_SORT_FACTOR >= width:
+        return False
+    return _probe_zero_ties(int(k), int(width), place)

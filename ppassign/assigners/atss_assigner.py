@@ -1,20 +1,27 @@
 """ATSS: Adaptive Training Sample Selection (Zhang et al., CVPR 2020), a drop-in for ppdet's ATSSAssigner.
 
-Outputs equal PaddleDetection's ATSSAssigner (tests/assigners/test_atss_assigner.py checks parity) but the work is done
-per image on the real GTs only, with IoU computed for the k x levels candidates instead of all L anchors:
-no [B, n, k, L] one-hot, no [B, n, L, 4] point-in-box tensor.
+Outputs equal PaddleDetection's ATSSAssigner (tests/assigners/test_atss_assigner.py checks parity). One call
+handles the real objects of every image together, so the operators it dispatches do not grow with the batch
+size, and it needs 2 device-to-host copies (3 when a distance tie needs a full level):
+
+1. ground truth + anchors (validation and the host-side grid index work);
+2. candidates and positive flags (to resolve anchors claimed by several objects), with the tie flags.
+
+On a regular anchor grid the k centre-nearest anchors of an object lie in a small window of each level, so
+distances are computed for the window only: no [B, n, L] distance/IoU matrix, no [B, n, k, L] one-hot.
 """
 import numpy as np
 import paddle
 import paddle.nn as nn
 
 from ..ops import geometry as G
-from . import grid
-from .assign_utils import build_targets, one_gt_per_anchor, pack_outputs
-from ..ops.validation import check_bg_index, check_gt, check_num_anchors_list, require_finite, require_shape, \
+from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
     require_tensor
+from . import grid
+from .assign_utils import HostInputs, background_outputs, build_targets, dense_assignment, gather_rows, \
+    pack_outputs, resolve_claims, row_chunks, std_unbiased
 
-# Bytes of float temporaries one image may hold for its [n, L_level] distances before GTs are chunked.
+# Bytes of float temporaries a call may hold for [rows, L_level] distances before rows are chunked.
 DEFAULT_MEMORY_BUDGET_MB = 256
 # A window's k-th distance must stay this far (relatively) below the distance bound of the anchors outside
 # it; float rounding of the distances is ~1e-7 relative, so this leaves a wide margin.
@@ -35,7 +42,7 @@ class ATSSAssigner(nn.Layer):
         force_gt_matching (bool): give each GT its best-IoU anchor.
         eps (float): kept for ppdet signature compatibility.
         sm_use (bool): ppdet's small-object variant; not supported (raises).
-        memory_budget_mb (int): above it, an image's GTs are processed in chunks (same result).
+        memory_budget_mb (int): above it, temporaries are computed in row chunks (same result).
         return_mask_positive (bool|None): return ppdet 2.6's 4th output; None follows the installed ppdet.
     """
     __shared__ = ["num_classes"]
@@ -74,139 +81,180 @@ class ATSSAssigner(nn.Layer):
         require_tensor("anchor_bboxes", anchor_bboxes, 2, last=4)
         num_anchors = anchor_bboxes.shape[0]
         counts = check_num_anchors_list(num_anchors_list, num_anchors)
-        require_finite("anchor_bboxes", anchor_bboxes)
-        valid = check_gt(gt_labels, gt_bboxes, pad_gt_mask, self.num_classes, gt_scores)
+        check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask, gt_scores)
         bg_index = check_bg_index(bg_index, self.num_classes)
         batch, num_max = gt_bboxes.shape[:2]
+        finite = []
         if pred_bboxes is not None:
             require_tensor("pred_bboxes", pred_bboxes, 3, last=4)
             require_shape("pred_bboxes", pred_bboxes, [batch, num_anchors, 4], "[B, L, 4]")
-            require_finite("pred_bboxes", pred_bboxes)
+            finite.append(("pred_bboxes", pred_bboxes))
+        # device-to-host copy 1
+        host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, self.num_classes, extra=[anchor_bboxes],
+                                finite=finite)
+        anchors_host = host.extra[0].reshape(num_anchors, 4)
+        if not np.isfinite(anchors_host).all():
+            raise ValueError("anchor_bboxes contains NaN or inf values")
+        if host.num_objects == 0:
+            *targets, assigned, positive = background_outputs(batch, num_anchors, self.num_classes, gt_labels,
+                                                              gt_bboxes, bg_index)
+            return pack_outputs(*targets, assigned, positive, num_max, self.return_mask_positive)
 
-        anchor_centers = G.box_centers(anchor_bboxes)
-        axes = grid.level_axes(anchor_centers.numpy(), counts)
-        assigned, positive = [], []
-        for b in range(batch):
-            gt_b, pos_b = self._assign_image(anchor_bboxes, anchor_centers, counts, gt_bboxes[b], valid[b], axes)
-            assigned.append(gt_b)
-            positive.append(pos_b)
-        assigned_gt = paddle.stack(assigned) if batch else paddle.zeros([0, num_anchors], "int64")
-        positive = paddle.stack(positive) if batch else paddle.zeros([0, num_anchors], "bool")
-
+        assigned, positive = self._assign(anchor_bboxes, anchors_host, counts, gt_bboxes, host)
         weights = None
-        if num_max > 0 and pred_bboxes is not None:
-            gt_of_anchor = paddle.take_along_axis(gt_bboxes, assigned_gt.unsqueeze(-1).expand([-1, -1, 4]), axis=1)
+        if pred_bboxes is not None:
+            gt_of_anchor = paddle.take_along_axis(gt_bboxes, assigned.unsqueeze(-1), axis=1, broadcast=True)
             weights = G.aligned_iou(gt_of_anchor, pred_bboxes, eps=G.IOU_EPS_PRED)
-        elif num_max > 0 and gt_scores is not None:
-            weights = paddle.take_along_axis(gt_scores.squeeze(-1), assigned_gt, axis=1)
-        labels, bboxes, scores = build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index,
+        elif gt_scores is not None:
+            weights = paddle.take_along_axis(gt_scores.squeeze(-1), assigned, axis=1)
+        labels, bboxes, scores = build_targets(assigned, positive, gt_labels, gt_bboxes, bg_index,
                                                self.num_classes, weights)
-        return pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max, self.return_mask_positive)
+        return pack_outputs(labels, bboxes, scores, assigned, positive, num_max, self.return_mask_positive)
 
-    def _gt_chunk(self, num_gts, level_size):
-        """GTs per chunk so that a [chunk, level_size, 2] float temporary stays within the budget."""
-        per_gt = level_size * 2 * 4 * 3
-        return max(1, min(num_gts, self.memory_budget_mb * 2**20 // per_gt))
+    # --- steps ------------------------------------------------------------------------------------------------
 
-    def _candidates(self, gt_centers, anchor_centers, levels):
-        """The topk centre-nearest anchors of every level.
-
-        Args:
-            gt_centers (Tensor[m, 2]), anchor_centers (Tensor[L, 2]), levels (list[(start, stop)]).
-        Returns:
-            Tensor[m, K] int64 anchor indices, K = sum over levels of min(topk, level size).
-        """
-        per_level = []
-        for start, stop in levels:
-            k = min(self.topk, stop - start)
-            chunk = self._gt_chunk(gt_centers.shape[0], stop - start)
-            idx = []
-            for i in range(0, gt_centers.shape[0], chunk):
-                dist = G.center_distances(gt_centers[i:i + chunk].unsqueeze(1),
-                                          anchor_centers[start:stop].unsqueeze(0))
-                idx.append(paddle.topk(dist, k, axis=-1, largest=False)[1])
-            per_level.append(paddle.concat(idx) + start)
-        return paddle.concat(per_level, axis=-1)
-
-    def _candidates_sparse(self, gt_centers, anchor_centers, levels, axes):
-        """`_candidates` from a window of each level's grid around each GT centre.
-
-        The k nearest anchors of a window are the level's k nearest when they are unique: the k-th distance
-        is below the (k+1)-th and below a bound on the distance of every anchor outside the window. Otherwise
-        (distance ties at the k-th place, centres far outside the grid) the (GT, level) is redone on the full
-        level, where Paddle's top-k breaks the ties exactly as in PaddleDetection.
-
-        Args:
-            gt_centers (Tensor[m, 2]), anchor_centers (Tensor[L, 2]), levels (list[(start, stop)]),
-            axes: `grid.level_axes` of the anchor centres.
-        Returns:
-            Tensor[m, K] int64.
-        """
-        num_gts = gt_centers.shape[0]
-        counts = [stop - start for start, stop in levels]
-        windows = grid.window_pairs(gt_centers.numpy(), axes, counts, self.topk)
-        per_level = []
-        for (start, stop), (owners, anchors, bound) in zip(levels, windows):
-            k = min(self.topk, stop - start)
-            dist = G.center_distances(paddle.gather(gt_centers, paddle.to_tensor(owners)),
-                                      paddle.gather(anchor_centers, paddle.to_tensor(anchors))).numpy()
-            order, rank, first = grid.rank_within_owner(owners, dist, anchors, num_gts, descending=False)
-            anchors, dist = anchors[order], dist[order]
-            kth = dist[np.minimum(first[:-1] + k - 1, len(dist) - 1)]
-            size = np.diff(first)
-            after = np.where(size > k, dist[np.minimum(first[:-1] + k, len(dist) - 1)], np.inf)
-            ambiguous = (size < k) | (kth >= after) | (kth >= bound * (1 - _WINDOW_MARGIN))
-            cand = np.zeros([num_gts, k], np.int64)
-            cand[~ambiguous] = anchors[(rank < k) & ~ambiguous[owners[order]]].reshape([-1, k])
-            redo = np.nonzero(ambiguous)[0]
-            if len(redo):
-                cand[redo] = self._candidates(paddle.gather(gt_centers, paddle.to_tensor(redo)), anchor_centers,
-                                              [(start, stop)]).numpy()
-            per_level.append(cand)
-        return paddle.to_tensor(np.concatenate(per_level, axis=1))
-
-    def _best_anchor_per_gt(self, gt_boxes, anchor_bboxes):
-        """argmax over all L of IoU for each GT: Tensor[m, 4] -> Tensor[m] int64 (first on ties)."""
-        chunk = self._gt_chunk(gt_boxes.shape[0], anchor_bboxes.shape[0])
-        out = []
-        for i in range(0, gt_boxes.shape[0], chunk):
-            ious = G.aligned_iou(gt_boxes[i:i + chunk].unsqueeze(1), anchor_bboxes.unsqueeze(0),
-                                 eps=G.IOU_EPS_ANCHOR)
-            out.append(ious.argmax(axis=-1))
-        return paddle.concat(out)
-
-    def _assign_image(self, anchor_bboxes, anchor_centers, counts, gt_boxes, valid, axes):
-        """One image: Tensor[n, 4] GT slots and their validity -> (assigned GT [L] int64, positive [L] bool)."""
+    def _assign(self, anchor_bboxes, anchors_host, counts, gt_bboxes, host):
+        """Every real object of the batch at once -> (assigned slot [B, L] int64, positive [B, L] bool)."""
+        batch, num_max = gt_bboxes.shape[:2]
         num_anchors = anchor_bboxes.shape[0]
-        real = paddle.to_tensor(valid.nonzero()[0], dtype="int64")
-        if real.shape[0] == 0:
-            return paddle.zeros([num_anchors], "int64"), paddle.zeros([num_anchors], "bool")
-        boxes = paddle.gather(gt_boxes, real)                                   # [m, 4]
-        # 1-3. k centre-nearest anchors per level -> [m, K] candidates
-        if axes is None:
-            cand = self._candidates(G.box_centers(boxes), anchor_centers, G.level_slices(counts))
-        else:
-            cand = self._candidates_sparse(G.box_centers(boxes), anchor_centers, G.level_slices(counts), axes)
-        cand_boxes = paddle.gather(anchor_bboxes, cand.flatten()).reshape(cand.shape + [4])
-        cand_iou = G.aligned_iou(boxes.unsqueeze(1), cand_boxes, eps=G.IOU_EPS_ANCHOR)  # [m, K]
-        # 4-5. adaptive threshold: mean + (unbiased) std of the candidates' IoU
-        threshold = cand_iou.mean(axis=-1, keepdim=True) + cand_iou.std(axis=-1, keepdim=True)
-        # 6. positive: IoU above the threshold and anchor centre inside the GT
-        cand_centers = paddle.gather(anchor_centers, cand.flatten()).reshape(cand.shape + [2])
-        keep = (cand_iou > threshold) & G.points_inside_boxes(cand_centers, boxes.unsqueeze(1))
-        gt_of_pair = real.unsqueeze(1).expand(cand.shape)
-        pair_anchor, pair_gt = cand[keep], gt_of_pair[keep]
+        obj_boxes = gather_rows(gt_bboxes.reshape([-1, 4]), host.image * num_max + host.slot)    # [M, 4]
+        obj_centers = G.box_centers(obj_boxes)                                                  # [M, 2]
+        anchor_centers = G.box_centers(anchor_bboxes)                                           # [L, 2]
+        anchor_centers_host = (anchors_host[:, :2] + anchors_host[:, 2:]) / np.float32(2)
+        axes = grid.level_axes(anchor_centers_host, counts)
+        levels = G.level_slices(counts)
 
-        # 7. an anchor claimed by several GTs goes to the GT of highest IoU (over all GT slots)
-        assigned_gt, positive = one_gt_per_anchor(pair_anchor, pair_gt, num_anchors, anchor_bboxes, gt_boxes,
-                                                  G.IOU_EPS_ANCHOR)
-        # 8. optionally: the best-IoU anchor of exactly one GT goes to that GT
+        # 1-3. k centre-nearest anchors per level -> candidate blocks [M, k_l]
+        if axes is None:                               # anchors off a regular grid: full levels for every object
+            rows = np.arange(host.num_objects)
+            blocks = [self._level_candidates(obj_centers, anchor_centers, rows, level) for level in levels]
+            ambiguous = None
+        else:
+            centers_host = (host.obj_boxes[:, :2] + host.obj_boxes[:, 2:]) / np.float32(2)
+            blocks, ambiguous = self._window_candidates(obj_centers, anchor_centers, centers_host, axes, counts)
+        # 4-6. adaptive IoU threshold, centre inside the object; device-to-host copy 2 (3 after a tie)
+        cand, keep, ambiguous = self._fetch_positives(blocks, ambiguous, obj_boxes, anchor_bboxes, anchor_centers)
+        if ambiguous is not None and ambiguous.any():
+            for level, (start, stop) in enumerate(levels):
+                rows = np.nonzero(ambiguous[:, level])[0]
+                if len(rows):
+                    fixed = self._level_candidates(obj_centers, anchor_centers, rows, (start, stop))
+                    blocks[level] = paddle.scatter(blocks[level], paddle.to_tensor(rows), fixed)
+            cand, keep, _ = self._fetch_positives(blocks, None, obj_boxes, anchor_bboxes, anchor_centers)
+
+        # 7. an anchor claimed by several objects goes to the GT slot of highest IoU
+        obj, col = np.nonzero(keep)
+        flat, slot, _ = resolve_claims(host.image[obj], host.slot[obj], cand[obj, col], num_anchors,
+                                       lambda f: gather_rows(anchor_bboxes, f % num_anchors), gt_bboxes,
+                                       G.IOU_EPS_ANCHOR, self.memory_budget_mb)
+        assigned, positive = dense_assignment(flat, slot, batch, num_anchors)
+        # 8. optionally: an anchor that is the best-IoU anchor of exactly one object goes to it
         if self.force_gt_matching:
-            best = self._best_anchor_per_gt(boxes, anchor_bboxes)
-            claims = paddle.scatter_nd_add(paddle.zeros([num_anchors], "int64"), best.reshape([-1, 1]),
-                                           paddle.ones_like(best))
-            owner = paddle.scatter_nd_add(paddle.zeros([num_anchors], "int64"), best.reshape([-1, 1]), real)
-            forced = claims == 1
-            assigned_gt = paddle.where(forced, owner, assigned_gt)
-            positive = positive | forced
-        return assigned_gt, positive
+            assigned, positive = self._force_matching(assigned, positive, obj_boxes, anchor_bboxes, host)
+        return assigned, positive
+
+    def _window_candidates(self, obj_centers, anchor_centers, centers_host, axes, counts):
+        """The topk centre-nearest anchors of every level, looked for in a window around each object.
+
+        The k nearest of a window are the level's k nearest when they are unique: the k-th distance is below
+        the (k+1)-th and below a bound on the distance of every anchor outside the window. Where not (a tie at
+        the k-th place, a centre far outside the grid) the (object, level) is flagged for the full level, where
+        Paddle's top-k breaks the tie exactly as in PaddleDetection.
+
+        Args:
+            obj_centers (Tensor[M, 2]), anchor_centers (Tensor[L, 2]), centers_host (np.ndarray[M, 2]),
+            axes: `grid.level_axes` of the anchor centres; counts (list[int]).
+        Returns:
+            blocks (list of Tensor[M, k_l] int64), ambiguous (Tensor[M, levels] bool).
+        """
+        num_objects = centers_host.shape[0]
+        windows, bounds, widths, start = [], [], [], 0
+        for (xs, ys), count in zip(axes, counts):
+            k = min(self.topk, count)
+            r0, r1, c0, c1, bound = grid.nearest_windows(centers_host, xs, ys, k)
+            _, anchors = grid._expand_rectangles(np.arange(num_objects), start, len(xs), r0, r1, c0, c1)
+            windows.append(anchors.reshape(num_objects, -1))
+            bounds.append(bound * (1 - _WINDOW_MARGIN))
+            widths.append(windows[-1].shape[1])
+            start += count
+        window = np.concatenate(windows, axis=1)                                      # [M, W]
+        window_t = paddle.to_tensor(window)
+        window_centers = paddle.gather(anchor_centers, window_t.flatten()).reshape(list(window.shape) + [2])
+        dist = G.center_distances(obj_centers.unsqueeze(1), window_centers)          # [M, W]
+        blocks, ambiguous, offset = [], [], 0
+        for level, width in enumerate(widths):
+            k = min(self.topk, counts[level])
+            part = dist[:, offset:offset + width]
+            values, pos = paddle.topk(part, min(k + 1, width), axis=-1, largest=False)
+            blocks.append(paddle.take_along_axis(window_t[:, offset:offset + width], pos[:, :k], axis=1))
+            kth = values[:, k - 1]
+            flag = kth >= paddle.to_tensor(bounds[level].astype(np.float32))
+            if width > k:
+                flag = flag | (kth >= values[:, k])
+            ambiguous.append(flag)
+            offset += width
+        return blocks, paddle.stack(ambiguous, axis=1)
+
+    def _level_candidates(self, obj_centers, anchor_centers, rows, level):
+        """The topk centre-nearest anchors of one full level for objects `rows`, as ppdet computes them.
+
+        Args:
+            obj_centers (Tensor[M, 2]), anchor_centers (Tensor[L, 2]), rows (np.ndarray[R]),
+            level ((start, stop)).
+        Returns:
+            Tensor[R, k_l] int64 anchor indices.
+        """
+        start, stop = level
+        k = min(self.topk, stop - start)
+        level_centers = anchor_centers[start:stop].unsqueeze(0)
+        out = []
+        for i, j in row_chunks(len(rows), (stop - start) * 4 * 3, self.memory_budget_mb):
+            dist = G.center_distances(gather_rows(obj_centers, rows[i:j]).unsqueeze(1), level_centers)
+            out.append(paddle.topk(dist, k, axis=-1, largest=False)[1] + start)
+        return paddle.concat(out) if len(out) > 1 else out[0]
+
+    def _fetch_positives(self, blocks, ambiguous, obj_boxes, anchor_bboxes, anchor_centers):
+        """Candidates' IoU threshold and centre test, brought to the host in one copy.
+
+        Args:
+            blocks (list of Tensor[M, k_l]), ambiguous (Tensor[M, levels] bool | None),
+            obj_boxes (Tensor[M, 4]), anchor_bboxes (Tensor[L, 4]), anchor_centers (Tensor[L, 2]).
+        Returns:
+            cand (np.ndarray[M, K] int64), keep (np.ndarray[M, K] bool), ambiguous (np.ndarray[M, levels] | None).
+        """
+        cand = paddle.concat(blocks, axis=1)                                             # [M, K]
+        shape = cand.shape
+        flat = cand.flatten()
+        cand_boxes = paddle.gather(anchor_bboxes, flat).reshape(shape + [4])
+        iou = G.aligned_iou(obj_boxes.unsqueeze(1), cand_boxes, eps=G.IOU_EPS_ANCHOR)     # [M, K]
+        threshold = iou.mean(axis=-1, keepdim=True) + std_unbiased(iou)
+        cand_centers = paddle.gather(anchor_centers, flat).reshape(shape + [2])
+        keep = (iou > threshold) & G.points_inside_boxes(cand_centers, obj_boxes.unsqueeze(1))
+        parts = [cand.astype("int32").flatten(), keep.astype("int32").flatten()]
+        if ambiguous is not None:
+            parts.append(ambiguous.astype("int32").flatten())
+        host = paddle.concat(parts).numpy()
+        size = shape[0] * shape[1]
+        flags = host[2 * size:].reshape(shape[0], -1).astype(bool) if ambiguous is not None else None
+        return (host[:size].reshape(shape).astype(np.int64), host[size:2 * size].reshape(shape).astype(bool),
+                flags)
+
+    def _force_matching(self, assigned, positive, obj_boxes, anchor_bboxes, host):
+        """Give an anchor to the object whose best-IoU anchor it is, where exactly one object says so.
+
+        Returns:
+            assigned (Tensor[B, L] int64), positive (Tensor[B, L] bool).
+        """
+        batch, num_anchors = positive.shape
+        best = []
+        for i, j in row_chunks(host.num_objects, num_anchors * 4 * 12, self.memory_budget_mb):
+            iou = G.aligned_iou(obj_boxes[i:j].unsqueeze(1), anchor_bboxes.unsqueeze(0), eps=G.IOU_EPS_ANCHOR)
+            best.append(iou.argmax(axis=-1))
+        best = paddle.concat(best) if len(best) > 1 else best[0]                       # [M]
+        flat = best + paddle.to_tensor(host.image * num_anchors)
+        zeros = paddle.zeros([batch * num_anchors], "int64")
+        claims = paddle.put_along_axis(zeros, flat, paddle.ones_like(flat), axis=0, reduce="add")
+        owner = paddle.put_along_axis(zeros, flat, paddle.to_tensor(host.slot.astype(np.int64)), axis=0,
+                                      reduce="add")
+        forced = (claims == 1).reshape([batch, num_anchors])
+        return paddle.where(forced, owner.reshape([batch, num_anchors]), assigned), positive | forced

@@ -1,24 +1,30 @@
 """TOOD's task-aligned assigner (Feng et al., ICCV 2021), a drop-in for ppdet's TaskAlignedAssigner.
 
-Outputs equal PaddleDetection's TaskAlignedAssigner (tests/assigners/test_task_aligned_assigner.py checks parity).
-The work is done per image on its real GTs, in GT chunks under a memory budget, with boolean masks and
-top-k indices instead of a [B, n, k, L] one-hot and a [B, n, L, 4] point-in-box tensor.
+Outputs equal PaddleDetection's TaskAlignedAssigner (tests/assigners/test_task_aligned_assigner.py checks
+parity). One call handles the real objects of every image together, so the operators it dispatches do not grow
+with the batch size, and it needs 2 device-to-host copies (3 when some object needs its full row):
+
+1. ground truth + anchor points (validation and the host-side grid index work);
+2. each object's top-k anchors, positive flags and tie flags (to resolve anchors claimed by several objects).
+
+On a regular grid the anchors inside a box form a rectangle of each level, so the alignment metric is
+computed for (object, inside anchor) pairs only: no [B, n, L] metric, no [B, n, k, L] one-hot.
 """
+import numpy as np
 import paddle
 import paddle.nn as nn
 
-import numpy as np
-
 from ..ops import geometry as G
-from . import grid
-from .assign_utils import build_targets, one_gt_per_anchor, pack_outputs
-from ..ops.validation import check_bg_index, check_gt, check_num_anchors_list, require_finite, require_shape, \
+from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
     require_tensor
+from . import grid
+from .assign_utils import HostInputs, background_outputs, build_targets, dense_assignment, gather_rows, \
+    pack_outputs, resolve_claims, row_chunks, zero_ties_come_from_prefix
 
-# Bytes of float temporaries one image may hold for its [n, L] metric before GTs are chunked.
+# Bytes of float temporaries a call may hold for [rows, L] metrics before rows are chunked.
 DEFAULT_MEMORY_BUDGET_MB = 256
-# Float [chunk, L] temporaries alive at once while computing the alignment metric (IoU terms, scores, metric).
-_TEMPS_PER_GT_ROW = 8
+# Float [rows, L] temporaries alive at once while computing the alignment metric (IoU terms, scores, metric).
+_TEMPS_PER_ROW = 12
 
 
 class TaskAlignedAssigner(nn.Layer):
@@ -34,7 +40,7 @@ class TaskAlignedAssigner(nn.Layer):
         alpha (float), beta (float): exponents of the metric.
         eps (float): added to the per-GT max metric before normalising.
         is_close_gt (bool): ppdet's distance-based candidate variant; not supported (raises).
-        memory_budget_mb (int): above it, an image's GTs are processed in chunks (same result).
+        memory_budget_mb (int): above it, temporaries are computed in row chunks (same result).
         return_mask_positive (bool|None): return ppdet 2.6's 4th output; None follows the installed ppdet.
     Note:
         `gt_scores` is accepted for signature compatibility and, as in PaddleDetection, not used.
@@ -78,172 +84,172 @@ class TaskAlignedAssigner(nn.Layer):
         require_shape("pred_bboxes", pred_bboxes, [batch, num_anchors, 4], "pred_scores is [B, L, C]")
         require_tensor("anchor_points", anchor_points, 2, last=2)
         require_shape("anchor_points", anchor_points, [num_anchors, 2], "pred_scores is [B, L, C]")
-        check_num_anchors_list(num_anchors_list, num_anchors)
-        valid = check_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes)
+        counts = check_num_anchors_list(num_anchors_list, num_anchors)
+        check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask)
         require_shape("gt_bboxes", gt_bboxes, [batch] + list(gt_bboxes.shape[1:]), "pred_scores is [B, L, C]")
         bg_index = check_bg_index(bg_index, num_classes)
-        require_finite("pred_bboxes", pred_bboxes)
-        require_finite("pred_scores", pred_scores)
-        require_finite("anchor_points", anchor_points)
         num_max = gt_bboxes.shape[1]
-        axes = grid.level_axes(anchor_points.numpy(), num_anchors_list)
+        # device-to-host copy 1
+        host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=[anchor_points],
+                                finite=[("pred_bboxes", pred_bboxes), ("pred_scores", pred_scores)])
+        points_host = host.extra[0].reshape(num_anchors, 2)
+        if not np.isfinite(points_host).all():
+            raise ValueError("anchor_points contains NaN or inf values")
+        if host.num_objects == 0:
+            *targets, assigned, positive = background_outputs(batch, num_anchors, num_classes, gt_labels,
+                                                              gt_bboxes, bg_index)
+            return pack_outputs(*targets, assigned, positive, num_max, self.return_mask_positive)
 
-        assigned, positive, norm_metric = [], [], []
-        for b in range(batch):
-            out = self._assign_image(pred_scores[b], pred_bboxes[b], anchor_points, gt_labels[b, :, 0],
-                                     gt_bboxes[b], valid[b], axes, num_anchors_list)
-            for lst, value in zip((assigned, positive, norm_metric), out):
-                lst.append(value)
-        if batch:
-            assigned_gt, positive, norm_metric = (paddle.stack(x) for x in (assigned, positive, norm_metric))
-        else:
-            assigned_gt = paddle.zeros([0, num_anchors], "int64")
-            positive = paddle.zeros([0, num_anchors], "bool")
-            norm_metric = paddle.zeros([0, num_anchors], pred_scores.dtype)
-
-        labels, bboxes, scores = build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index,
-                                               num_classes, norm_metric)
-        return pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max, self.return_mask_positive)
-
-    def _metric(self, scores_t, pred_boxes, boxes, labels):
-        """Alignment metric of GTs x anchors.
-
-        Args:
-            scores_t (Tensor[C, L]), pred_boxes (Tensor[L, 4]), boxes (Tensor[m, 4]), labels (Tensor[m]).
-        Returns:
-            metric (Tensor[m, L]) = s^alpha * IoU^beta.
-        """
-        ious = G.aligned_iou(boxes.unsqueeze(1), pred_boxes.unsqueeze(0), eps=G.IOU_EPS_PRED)
-        cls = paddle.gather(scores_t, labels)
-        return cls.pow(self.alpha) * ious.pow(self.beta)
-
-    def _topk_inside(self, scores_t, pred_boxes, anchor_points, boxes, labels):
-        """Top-k anchors by metric among those inside each GT (chunked over GTs).
-
-        Returns:
-            idx (Tensor[m, k] int64), inside (Tensor[m, k] bool): whether each chosen anchor is inside.
-        """
-        num_anchors = anchor_points.shape[0]
-        k = min(self.topk, num_anchors)
-        chunk = max(1, self.memory_budget_mb * 2**20 // (num_anchors * 4 * _TEMPS_PER_GT_ROW))
-        idx, inside = [], []
-        for i in range(0, boxes.shape[0], chunk):
-            box = boxes[i:i + chunk]
-            metric = self._metric(scores_t, pred_boxes, box, labels[i:i + chunk])
-            is_in = G.points_inside_boxes(anchor_points.unsqueeze(0), box.unsqueeze(1))
-            top = paddle.topk(paddle.where(is_in, metric, paddle.zeros_like(metric)), k, axis=-1)[1]
-            idx.append(top)
-            inside.append(paddle.take_along_axis(is_in.astype("uint8"), top, axis=1).astype("bool"))
-        return paddle.concat(idx), paddle.concat(inside)
-
-    def _pair_metric(self, pred_scores, pred_boxes, boxes, labels, owners, anchors):
-        """Alignment metric of listed (GT, anchor) pairs, the same arithmetic as `_metric`.
-
-        Args:
-            pred_scores (Tensor[L, C]), pred_boxes (Tensor[L, 4]), boxes (Tensor[m, 4]), labels (Tensor[m]),
-            owners, anchors (np.ndarray[P]).
-        Returns:
-            np.ndarray[P].
-        """
-        if len(owners) == 0:
-            return np.zeros(0, np.float32)
-        owners, anchors = paddle.to_tensor(owners), paddle.to_tensor(anchors)
-        ious = G.aligned_iou(paddle.gather(boxes, owners), paddle.gather(pred_boxes, anchors), eps=G.IOU_EPS_PRED)
-        cls = paddle.gather_nd(pred_scores, paddle.stack([anchors, paddle.gather(labels, owners)], axis=-1))
-        return (cls.pow(self.alpha) * ious.pow(self.beta)).numpy()
-
-    def _topk_sparse(self, pred_scores, pred_boxes, boxes, labels, axes, counts):
-        """Top-k from the anchors inside each GT only (regular grids).
-
-        The chosen set equals a top-k over all L (with 0 outside the GT) whenever it is unique. It is not when
-        the k-th and (k+1)-th metric tie, or when fewer than k inside anchors have a metric > 0 while some
-        inside anchor has metric 0: which zeros a full-row top-k picks is up to Paddle's top-k. Those GTs are
-        returned as `ambiguous` for the full-row path, which reproduces PaddleDetection exactly.
-
-        Returns:
-            owners, anchors (np.ndarray[P]): positive pairs of the unambiguous GTs; ambiguous (np.ndarray[a]).
-        """
-        num_gts, num_anchors = boxes.shape[0], sum(counts)
-        k = min(self.topk, num_anchors)
-        owners, anchors = grid.inside_pairs(boxes.numpy(), axes, counts)
-        metric = self._pair_metric(pred_scores, pred_boxes, boxes, labels, owners, anchors)
-        order, rank, first = grid.rank_within_owner(owners, metric, anchors, num_gts, descending=True)
-        owners, anchors, metric = owners[order], anchors[order], metric[order]
-        if k == num_anchors:                      # every anchor is in the top-k
-            return owners, anchors, np.zeros(0, np.int64)
-        inside = np.diff(first)
-        npos = np.bincount(owners[metric > 0], minlength=num_gts)
-        last = len(metric) - 1
-        kth = metric[np.minimum(first[:-1] + k - 1, last)] if len(metric) else np.zeros(num_gts)
-        after = metric[np.minimum(first[:-1] + k, last)] if len(metric) else np.zeros(num_gts)
-        ambiguous = ((npos > k) & (kth == after)) | ((npos < k) & (inside > npos))
-        keep = (rank < k) & (metric > 0) & ~ambiguous[owners]
-        return owners[keep], anchors[keep], np.nonzero(ambiguous)[0]
-
-    def _positive_pairs(self, pred_scores, pred_boxes, anchor_points, boxes, labels, axes, counts):
-        """(GT row, anchor) positive pairs: top-k metric among the anchors inside each GT.
-
-        Returns:
-            rows, anchors (Tensor[P] int64), rows indexing `boxes`.
-        """
-        scores_t = pred_scores.transpose([1, 0])                                  # [C, L]
-        if axes is None:
-            dense = paddle.arange(boxes.shape[0], dtype="int64")
-            sparse_rows, sparse_anchors = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        else:
-            sparse_rows, sparse_anchors, ambiguous = self._topk_sparse(pred_scores, pred_boxes, boxes, labels,
-                                                                       axes, counts)
-            dense = paddle.to_tensor(ambiguous, dtype="int64")
-        rows, anchors = [paddle.to_tensor(sparse_rows)], [paddle.to_tensor(sparse_anchors)]
-        if dense.shape[0] > 0:
-            idx, inside = self._topk_inside(scores_t, pred_boxes, anchor_points, paddle.gather(boxes, dense),
-                                            paddle.gather(labels, dense))
-            rows.append(dense.unsqueeze(1).expand(idx.shape)[inside])
-            anchors.append(idx[inside])
-        return paddle.concat(rows), paddle.concat(anchors)
-
-    def _assign_image(self, pred_scores, pred_boxes, anchor_points, gt_labels, gt_boxes, valid, axes, counts):
-        """One image -> (assigned GT [L] int64, positive [L] bool, normalised metric [L])."""
-        num_anchors = anchor_points.shape[0]
-        real = paddle.to_tensor(valid.nonzero()[0], dtype="int64")
-        if real.shape[0] == 0:
-            return (paddle.zeros([num_anchors], "int64"), paddle.zeros([num_anchors], "bool"),
-                    paddle.zeros([num_anchors], pred_scores.dtype))
-        boxes = paddle.gather(gt_boxes, real)
-        labels = paddle.gather(gt_labels, real).astype("int64")
-        # 1-3. top-k metric among anchors inside each GT
-        rows, pair_anchor = self._positive_pairs(pred_scores, pred_boxes, anchor_points, boxes, labels, axes,
-                                                 counts)
-        pair_gt = paddle.gather(real, rows)
-        scores_t = pred_scores.transpose([1, 0])                                  # [C, L]
-
-        # 4. an anchor claimed by several GTs goes to the GT its prediction overlaps most
-        assigned_gt, positive = one_gt_per_anchor(pair_anchor, pair_gt, num_anchors, pred_boxes, gt_boxes,
-                                                  G.IOU_EPS_PRED)
+        obj_boxes = gather_rows(gt_bboxes.reshape([-1, 4]), host.image * num_max + host.slot)   # [M, 4]
+        pair_obj, pair_anchor = self._positive_pairs(pred_scores, pred_bboxes, anchor_points, points_host, counts,
+                                                     obj_boxes, host)
+        # 4. an anchor claimed by several objects goes to the GT its prediction overlaps most
+        flat_pred = pred_bboxes.reshape([-1, 4])
+        flat, slot, _ = resolve_claims(host.image[pair_obj], host.slot[pair_obj], pair_anchor, num_anchors,
+                                       lambda f: gather_rows(flat_pred, f), gt_bboxes, G.IOU_EPS_PRED,
+                                       self.memory_budget_mb)
+        assigned, positive = dense_assignment(flat, slot, batch, num_anchors)
         # 5. normalise: metric / max metric of the GT * max IoU of the GT, over the GT's positives
-        return assigned_gt, positive, self._normalised_metric(
-            scores_t, pred_boxes, gt_labels.astype("int64"), gt_boxes, assigned_gt, positive)
+        weights = self._normalised_metric(pred_scores, flat_pred, gt_labels, gt_bboxes, flat, slot)
+        labels, bboxes, scores = build_targets(assigned, positive, gt_labels, gt_bboxes, bg_index, num_classes,
+                                               weights)
+        return pack_outputs(labels, bboxes, scores, assigned, positive, num_max, self.return_mask_positive)
 
-    def _normalised_metric(self, scores_t, pred_boxes, gt_labels, gt_boxes, assigned_gt, positive):
+    # --- steps ------------------------------------------------------------------------------------------------
+
+    def _metric(self, scores, ious):
+        """t = s^alpha * u^beta, elementwise (ppdet's operation order)."""
+        return scores.pow(self.alpha) * ious.pow(self.beta)
+
+    def _positive_pairs(self, pred_scores, pred_bboxes, anchor_points, points_host, counts, obj_boxes, host):
+        """1-3. (object, anchor) positives of the whole batch: the top-k metric among the anchors inside each.
+
+        Returns:
+            pair_obj, pair_anchor (np.ndarray[P] int64).
+        """
+        axes = grid.level_axes(points_host, counts)
+        if axes is None:                                # points off a regular grid: full rows for every object
+            rows = np.arange(host.num_objects)
+            return self._full_row_pairs(pred_scores, pred_bboxes, anchor_points, obj_boxes, host, rows)
+        top_anchor, keep, ambiguous = self._sparse_topk(pred_scores, pred_bboxes, obj_boxes, axes, counts, host)
+        rows = np.nonzero(ambiguous)[0]
+        keep[rows] = False
+        obj, col = np.nonzero(keep)
+        pair_obj, pair_anchor = obj, top_anchor[obj, col]
+        if len(rows):                                   # device-to-host copy 3
+            more_obj, more_anchor = self._full_row_pairs(pred_scores, pred_bboxes, anchor_points, obj_boxes, host,
+                                                         rows)
+            pair_obj, pair_anchor = np.concatenate([pair_obj, more_obj]), np.concatenate([pair_anchor, more_anchor])
+        return pair_obj, pair_anchor
+
+    def _sparse_topk(self, pred_scores, pred_bboxes, obj_boxes, axes, counts, host):
+        """Top-k by metric among the anchors inside each object, from (object, inside anchor) pairs only.
+
+        The chosen set equals a top-k over the full row (0 outside the object) whenever it does not depend on
+        how top-k breaks ties. It can when the k-th and (k+1)-th metric tie, or when fewer than k inside anchors
+        have a metric > 0 while some inside anchor has metric 0 (which zeros a full-row top-k picks); the
+        latter is settled without the row where the device's top-k is known to take zeros only from the row's
+        first k entries (`zero_ties_come_from_prefix`) and the object holds none of those anchors. The other
+        objects are flagged for the full row.
+
+        Returns (device-to-host copy 2):
+            top_anchor (np.ndarray[M, k] int64), keep (np.ndarray[M, k] bool), ambiguous (np.ndarray[M] bool).
+        """
+        num_objects, num_anchors, num_classes = host.num_objects, sum(counts), pred_scores.shape[2]
+        k = min(self.topk, num_anchors)
+        owners, anchors = grid.inside_pairs(host.obj_boxes, axes, counts)
+        order = np.argsort(owners, kind="stable")                 # by object, anchors increasing within each
+        owners, anchors = owners[order], anchors[order]
+        size = np.bincount(owners, minlength=num_objects)
+        if len(owners) == 0:
+            return np.zeros((num_objects, k), np.int64), np.zeros((num_objects, k), bool), np.zeros(num_objects, bool)
+        first = np.cumsum(size) - size
+        image = host.image[owners]
+        flat_anchor = image * num_anchors + anchors
+        ious = G.aligned_iou(gather_rows(obj_boxes, owners), gather_rows(pred_bboxes.reshape([-1, 4]), flat_anchor),
+                             eps=G.IOU_EPS_PRED)
+        scores = gather_rows(pred_scores.reshape([-1]), flat_anchor * num_classes + host.obj_labels[owners])
+        metric = self._metric(scores, ious)                                               # [P]
+        # order pairs by (object, metric descending, anchor): two stable sorts
+        by_metric = paddle.argsort(metric, descending=True, stable=True)
+        by_owner = paddle.argsort(paddle.gather(paddle.to_tensor(owners), by_metric), stable=True)
+        perm = paddle.gather(by_metric, by_owner)
+        metric_sorted = paddle.gather(metric, perm)
+        anchor_sorted = paddle.gather(paddle.to_tensor(anchors), perm)
+        rank = np.arange(k)
+        in_range = rank[None] < size[:, None]                                             # [M, k]
+        position = np.minimum(first[:, None] + rank[None], len(owners) - 1)
+        top_metric = gather_rows(metric_sorted, position.ravel()).reshape([num_objects, k])
+        top_anchor = gather_rows(anchor_sorted, position.ravel()).reshape([num_objects, k])
+        in_range_t = paddle.to_tensor(in_range)
+        if k == num_anchors:                            # every anchor is in the top-k: all inside ones are positive
+            keep = in_range_t
+            ambiguous = paddle.zeros([num_objects], "bool")
+        else:
+            keep = in_range_t & (top_metric > 0)
+            after = gather_rows(metric_sorted, np.minimum(first + k, len(owners) - 1))
+            tie = paddle.to_tensor(size > k) & (after > 0) & (top_metric[:, k - 1] == after)
+            num_pos = keep.astype("int64").sum(axis=-1)
+            risky = np.ones(num_objects, bool)
+            if zero_ties_come_from_prefix(k, num_anchors):
+                risky = np.bincount(owners[anchors < k], minlength=num_objects) > 0
+            short = (num_pos < k) & (paddle.to_tensor(size) > num_pos) & paddle.to_tensor(risky)
+            ambiguous = tie | short
+        host_view = paddle.concat([top_anchor.astype("int32").flatten(), keep.astype("int32").flatten(),
+                                   ambiguous.astype("int32")]).numpy()
+        cells = num_objects * k
+        return (host_view[:cells].reshape(num_objects, k).astype(np.int64),
+                host_view[cells:2 * cells].reshape(num_objects, k).astype(bool), host_view[2 * cells:].astype(bool))
+
+    def _full_row_pairs(self, pred_scores, pred_bboxes, anchor_points, obj_boxes, host, rows):
+        """PaddleDetection's computation for objects `rows`: top-k of metric x inside over all L anchors.
+
+        Returns (one device-to-host copy):
+            pair_obj, pair_anchor (np.ndarray[P] int64): chosen anchors that lie inside their object.
+        """
+        num_anchors, num_classes = pred_scores.shape[1], pred_scores.shape[2]
+        k = min(self.topk, num_anchors)
+        column = paddle.arange(num_anchors, dtype="int64") * num_classes                  # [L]
+        flat_scores = pred_scores.reshape([-1])
+        idx, inside = [], []
+        for i, j in row_chunks(len(rows), num_anchors * 4 * _TEMPS_PER_ROW, self.memory_budget_mb):
+            part = rows[i:j]
+            boxes = gather_rows(obj_boxes, part).unsqueeze(1)                             # [t, 1, 4]
+            ious = G.aligned_iou(boxes, gather_rows(pred_bboxes, host.image[part]), eps=G.IOU_EPS_PRED)
+            base = host.image[part] * num_anchors * num_classes + host.obj_labels[part]
+            scores = paddle.gather(flat_scores, (paddle.to_tensor(base).unsqueeze(1) + column).flatten())
+            metric = self._metric(scores.reshape(ious.shape), ious)                     # [t, L]
+            is_in = G.points_inside_boxes(anchor_points.unsqueeze(0), boxes)
+            top = paddle.topk(metric * is_in.astype(metric.dtype), k, axis=-1)[1]
+            idx.append(top)
+            inside.append(paddle.take_along_axis(is_in.astype("int64"), top, axis=1))
+        both = paddle.concat([paddle.concat(idx), paddle.concat(inside)], axis=1).numpy()
+        chosen, is_in = both[:, :k], both[:, k:].astype(bool)
+        obj, col = np.nonzero(is_in)
+        return rows[obj], chosen[obj, col]
+
+    def _normalised_metric(self, pred_scores, flat_pred, gt_labels, gt_bboxes, flat, slot):
         """Per anchor, t / (max t of its GT + eps) * (max IoU of its GT); 0 for negatives.
 
         Args:
-            scores_t (Tensor[C, L]), pred_boxes (Tensor[L, 4]), gt_labels (Tensor[n]), gt_boxes (Tensor[n, 4]),
-            assigned_gt (Tensor[L]), positive (Tensor[L] bool).
+            pred_scores (Tensor[B, L, C]), flat_pred (Tensor[B * L, 4]), gt_labels (Tensor[B, n, 1]),
+            gt_bboxes (Tensor[B, n, 4]), flat (np.ndarray[F]): positive anchors b * L + a, slot (Tensor[F]).
         Returns:
-            Tensor[L].
+            Tensor[B, L].
         """
-        num_max = gt_boxes.shape[0]
-        anchors = paddle.nonzero(positive).flatten()
-        out = paddle.zeros([positive.shape[0]], scores_t.dtype)
-        if anchors.shape[0] == 0:
-            return out
-        gts = paddle.gather(assigned_gt, anchors)
-        ious = G.aligned_iou(paddle.gather(gt_boxes, gts), paddle.gather(pred_boxes, anchors), eps=G.IOU_EPS_PRED)
-        cls = scores_t[paddle.gather(gt_labels, gts), anchors]
-        metric = cls.pow(self.alpha) * ious.pow(self.beta)
-        zeros = paddle.zeros([num_max], scores_t.dtype)
-        max_metric = paddle.put_along_axis(zeros, gts, metric, axis=0, reduce="amax")
-        max_iou = paddle.put_along_axis(zeros, gts, ious, axis=0, reduce="amax")
-        value = metric / (paddle.gather(max_metric, gts) + self.eps) * paddle.gather(max_iou, gts)
-        return paddle.scatter(out, anchors, value)
+        batch, num_anchors, num_classes = pred_scores.shape
+        num_max = gt_bboxes.shape[1]
+        out = paddle.zeros([batch * num_anchors], pred_scores.dtype)
+        if len(flat) == 0:
+            return out.reshape([batch, num_anchors])
+        gt = slot + paddle.to_tensor((flat // num_anchors) * num_max)                      # [F] in B * n
+        ious = G.aligned_iou(paddle.gather(gt_bboxes.reshape([-1, 4]), gt), gather_rows(flat_pred, flat),
+                             eps=G.IOU_EPS_PRED)
+        label = paddle.gather(gt_labels.reshape([-1]).astype("int64"), gt)
+        scores = paddle.gather(pred_scores.reshape([-1]), label + paddle.to_tensor(flat * num_classes))
+        metric = self._metric(scores, ious)
+        zeros = paddle.zeros([batch * num_max], pred_scores.dtype)
+        max_metric = paddle.put_along_axis(zeros, gt, metric, axis=0, reduce="amax")
+        max_iou = paddle.put_along_axis(zeros, gt, ious, axis=0, reduce="amax")
+        value = metric / (paddle.gather(max_metric, gt) + self.eps) * paddle.gather(max_iou, gt)
+        return paddle.scatter(out, paddle.to_tensor(flat), value).reshape([batch, num_anchors])

@@ -22,9 +22,7 @@ def box_centers(boxes):
     Returns:
         Tensor[..., 2]: (cx, cy).
     """
-    cx = (boxes[..., 0] + boxes[..., 2]) / 2
-    cy = (boxes[..., 1] + boxes[..., 3]) / 2
-    return paddle.stack([cx, cy], axis=-1)
+    return (boxes[..., :2] + boxes[..., 2:]) / 2
 
 
 def box_area(boxes):
@@ -35,11 +33,14 @@ def box_area(boxes):
     Returns:
         Tensor[...].
     """
-    return (boxes[..., 2] - boxes[..., 0]).clip(0) * (boxes[..., 3] - boxes[..., 1]).clip(0)
+    return (boxes[..., 2:] - boxes[..., :2]).clip(0).prod(-1)
 
 
 def aligned_iou(boxes1, boxes2, eps=IOU_EPS_PRED):
     """IoU of boxes paired element by element (broadcasting), never an [..., M1, M2, 4] tensor.
+
+    The operations are PaddleDetection's ``iou_similarity`` / ``batch_iou_similarity`` in the same order (so the
+    values are bit-identical), on (x, y) pairs so that a call dispatches 19 operators whatever the shapes.
 
     Args:
         boxes1 (Tensor[..., 4]): xyxy, e.g. GTs [n, 1, 4].
@@ -48,10 +49,12 @@ def aligned_iou(boxes1, boxes2, eps=IOU_EPS_PRED):
     Returns:
         Tensor[...]: the broadcast shape without the last axis, e.g. [n, L].
     """
-    w = (paddle.minimum(boxes1[..., 2], boxes2[..., 2]) - paddle.maximum(boxes1[..., 0], boxes2[..., 0])).clip(0)
-    h = (paddle.minimum(boxes1[..., 3], boxes2[..., 3]) - paddle.maximum(boxes1[..., 1], boxes2[..., 1])).clip(0)
-    overlap = w * h
-    union = box_area(boxes1) + box_area(boxes2) - overlap + eps
+    lo1, hi1 = boxes1[..., :2], boxes1[..., 2:]
+    lo2, hi2 = boxes2[..., :2], boxes2[..., 2:]
+    overlap = (paddle.minimum(hi1, hi2) - paddle.maximum(lo1, lo2)).clip(0).prod(-1)
+    area1 = (hi1 - lo1).clip(0).prod(-1)
+    area2 = (hi2 - lo2).clip(0).prod(-1)
+    union = area1 + area2 - overlap + eps
     return overlap / union
 
 
@@ -64,9 +67,8 @@ def points_inside_boxes(points, boxes, eps=INSIDE_EPS):
     Returns:
         Tensor[...] bool, e.g. [n, L].
     """
-    x, y = points[..., 0], points[..., 1]
-    return ((x - boxes[..., 0] > eps) & (y - boxes[..., 1] > eps)
-            & (boxes[..., 2] - x > eps) & (boxes[..., 3] - y > eps))
+    ltrb = paddle.concat([points - boxes[..., :2], boxes[..., 2:] - points], axis=-1)
+    return ltrb.min(axis=-1) > eps
 
 
 def center_distances(centers1, centers2):

@@ -63,14 +63,12 @@ def check_bg_index(bg_index, num_classes):
     return int(bg_index)
 
 
-def check_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, gt_scores=None):
-    """Check the padded ground truth shared by both assigners.
+def check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask, gt_scores=None):
+    """Check ranks, shapes and dtypes of the padded ground truth (no host copy).
 
     Args:
         gt_labels (Tensor[B, n, 1], int32|int64), gt_bboxes (Tensor[B, n, 4]), pad_gt_mask (Tensor[B, n, 1]),
-        num_classes (int), gt_scores (Tensor[B, n, 1] | None).
-    Returns:
-        np.ndarray[B, n] bool: which GT slots are real objects.
+        gt_scores (Tensor[B, n, 1] | None).
     """
     require_tensor("gt_bboxes", gt_bboxes, 3, last=4)
     require_tensor("gt_labels", gt_labels, 3, last=1)
@@ -83,14 +81,36 @@ def check_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, gt_scores=None):
     if gt_scores is not None:
         require_tensor("gt_scores", gt_scores, 3, last=1)
         require_shape("gt_scores", gt_scores, [batch, num_max, 1], "gt_bboxes is [B, n, 4]")
-    valid = pad_gt_mask.numpy().reshape(batch, num_max) != 0
-    boxes = gt_bboxes.numpy().reshape(batch, num_max, 4)[valid]
+
+
+def check_host_gt(boxes, labels, valid, num_classes):
+    """Check the values of the real GT slots, already on the host.
+
+    Args:
+        boxes (np.ndarray[B, n, 4]), labels (np.ndarray[B, n]), valid (np.ndarray[B, n] bool), num_classes (int).
+    """
+    boxes, labels = boxes[valid], labels[valid]
     if boxes.size and not np.isfinite(boxes).all():
         raise ValueError("gt_bboxes contains NaN or inf values")
     if boxes.size and ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
         raise ValueError("gt_bboxes must be xyxy with x2 >= x1 and y2 >= y1")
-    labels = gt_labels.numpy().reshape(batch, num_max)[valid]
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"gt_labels must lie in [0, num_classes={num_classes}), "
                          f"got values in [{labels.min()}, {labels.max()}]")
+
+
+def check_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, gt_scores=None):
+    """Check the padded ground truth (shapes, then values on the host).
+
+    Args:
+        gt_labels (Tensor[B, n, 1], int32|int64), gt_bboxes (Tensor[B, n, 4]), pad_gt_mask (Tensor[B, n, 1]),
+        num_classes (int), gt_scores (Tensor[B, n, 1] | None).
+    Returns:
+        np.ndarray[B, n] bool: which GT slots are real objects.
+    """
+    check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask, gt_scores)
+    batch, num_max = gt_bboxes.shape[:2]
+    valid = pad_gt_mask.numpy().reshape(batch, num_max) != 0
+    check_host_gt(gt_bboxes.numpy().reshape(batch, num_max, 4), gt_labels.numpy().reshape(batch, num_max),
+                  valid, num_classes)
     return valid

@@ -250,7 +250,7 @@ def test_integer_boxes_with_many_distance_ties_match_ppdet():
         assert_same_assignment(*_both(anchors, counts, labels, boxes, mask, force=force))
 
 
-def test_sparse_candidates_equal_full_level_candidates_as_sets():
+def test_window_candidates_equal_full_level_candidates_as_sets():
     from ppassign.ops import geometry
     from ppassign.assigners import grid
     rng = np.random.default_rng(10)
@@ -259,7 +259,12 @@ def test_sparse_candidates_equal_full_level_candidates_as_sets():
     centers = geometry.box_centers(boxes[0])
     anchor_centers = geometry.box_centers(anchors)
     layer = ATSSAssigner(topk=9)
-    levels = geometry.level_slices(counts)
-    sparse = layer._candidates_sparse(centers, anchor_centers, levels, grid.level_axes(anchor_centers.numpy(), counts))
-    full = layer._candidates(centers, anchor_centers, levels)
-    np.testing.assert_array_equal(np.sort(sparse.numpy(), 1), np.sort(full.numpy(), 1))
+    axes = grid.level_axes(anchor_centers.numpy(), counts)
+    blocks, ambiguous = layer._window_candidates(centers, anchor_centers, centers.numpy(), axes, counts)
+    ambiguous = ambiguous.numpy()
+    assert ambiguous.mean() < 0.2                     # random float boxes: ties at the k-th place are rare
+    rows = np.arange(12)
+    for level, block in enumerate(blocks):
+        full = layer._level_candidates(centers, anchor_centers, rows, geometry.level_slices(counts)[level])
+        settled = ~ambiguous[:, level]
+        np.testing.assert_array_equal(np.sort(block.numpy()[settled], 1), np.sort(full.numpy()[settled], 1))

@@ -180,9 +180,11 @@ def test_quantised_scores_with_metric_ties_match_ppdet():
 
 def test_sparse_path_settles_most_gts_without_the_full_row():
     from ppassign.assigners import grid
+    from ppassign.assigners.assign_utils import HostInputs, gather_rows
     scores, pred, points, counts, labels, boxes, mask = _inputs(25, batch=1, num_max=10, fill=[10])
     layer = TaskAlignedAssigner()
     axes = grid.level_axes(points.numpy(), counts)
-    owners, anchors, ambiguous = layer._topk_sparse(scores[0], pred[0], boxes[0], labels[0, :, 0].astype("int64"),
-                                                    axes, counts)
-    assert len(ambiguous) <= 3 and len(owners) > 0
+    host = HostInputs.fetch(labels, boxes, mask, NUM_CLASSES)
+    obj_boxes = gather_rows(boxes.reshape([-1, 4]), host.image * 10 + host.slot)
+    top_anchor, keep, ambiguous = layer._sparse_topk(scores, pred, obj_boxes, axes, counts, host)
+    assert ambiguous.sum() <= 3 and keep.sum() > 0
