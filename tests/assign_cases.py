@@ -82,3 +82,20 @@ def tie_gt(batch=2, stride=8, label_dtype="int32"):
     to = paddle.to_tensor
     return (to(np.repeat(labels[None], batch, 0)), to(np.repeat(boxes[None], batch, 0)),
             to(np.ones((batch, len(boxes), 1), "float32")))
+
+
+def early_predictions(rng, batch, points, num_classes=5, image_size=256):
+    """Predictions as at the start of training: small boxes anywhere, low scores (most metrics exactly 0)."""
+    num = points.shape[0]
+    scores = rng.uniform(0.0, 0.05, size=(batch, num, num_classes)).astype("float32")
+    centers = rng.uniform(0, image_size, size=(batch, num, 2))
+    half = rng.uniform(1, 6, size=(batch, num, 2))
+    boxes = np.concatenate([centers - half, centers + half], -1).astype("float32")
+    return paddle.to_tensor(scores), paddle.to_tensor(boxes)
+
+
+def one_object_per_image(batch, image_size=160, label_dtype="int32"):
+    """The same single object in every image, so that nothing but B changes between two calls."""
+    boxes = np.tile(np.array([[[30.0, 40.0, 90.0, 110.0]]], "float32"), (batch, 1, 1)) * image_size / 160
+    return (paddle.to_tensor(np.ones((batch, 1, 1), label_dtype)), paddle.to_tensor(boxes),
+            paddle.ones([batch, 1, 1]))

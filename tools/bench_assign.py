@@ -1,10 +1,14 @@
 """Benchmark ppassign's assigners against PaddleDetection's on the same inputs, in one run.
 
-    python tools/bench_assign.py                      # n = 10 100 300 1000 2000, both assigners
-    python tools/bench_assign.py --num_gts 10 100 --assigners tal --output_dir output/bench
+    python tools/bench_assign.py                                # every case group, both assigners
+    python tools/bench_assign.py --groups few --assigners tal   # B = 1, 8, 32 with 2 and 8 objects per image
+    python tools/bench_assign.py --groups dense --num_gts 10 100 --output_dir output/bench
 
-Prints a Markdown table (median s/call, peak memory growth, ratios, whether outputs match) and writes it with
-a PNG plot (log scale) to --output_dir. Each case runs in a fresh subprocess; GPU is used when present.
+Case groups: dense (B=8, n = --num_gts, predictions around the anchors), early (B=8, n = 100 and 300,
+early-training predictions: most metrics are 0), few (B = --batches, n = 2 and 8). Prints a Markdown table
+(median s/call, Paddle operators and device-to-host copies per call, peak memory growth, ratios, whether
+outputs match) and writes it with a PNG plot (log scale) to --output_dir. Each case runs in a fresh
+subprocess; the GPU is used when present (timed with device synchronisation).
 """
 import argparse
 import os
@@ -17,15 +21,20 @@ from ppassign.analysis import benchmark  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num_gts", type=int, nargs="+", default=list(benchmark.NUM_GTS))
+    parser.add_argument("--groups", nargs="+", choices=benchmark.CASE_GROUPS, default=list(benchmark.CASE_GROUPS))
+    parser.add_argument("--num_gts", type=int, nargs="+", default=list(benchmark.NUM_GTS),
+                        help="objects per image of the dense group")
+    parser.add_argument("--batches", type=int, nargs="+", default=list(benchmark.BATCHES),
+                        help="batch sizes of the few-objects group")
     parser.add_argument("--assigners", nargs="+", choices=benchmark.ASSIGNERS, default=list(benchmark.ASSIGNERS))
     parser.add_argument("--repeats", type=int, default=3, help="calls timed per case (median reported)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per case")
     parser.add_argument("--output_dir", default="output/bench_assign")
     args = parser.parse_args()
-    if args.repeats < 1 or min(args.num_gts) < 0:
-        parser.error("--repeats must be >= 1 and --num_gts >= 0")
-    rows = benchmark.run(args.num_gts, args.assigners, args.repeats, args.timeout,
+    if args.repeats < 1 or min(args.num_gts) < 0 or min(args.batches) < 1:
+        parser.error("--repeats and --batches must be >= 1 and --num_gts >= 0")
+    cases = benchmark.cases(args.groups, args.num_gts, args.batches)
+    rows = benchmark.run(cases, args.assigners, args.repeats, args.timeout,
                          log=lambda line: print(line, file=sys.stderr))
     table = benchmark.markdown_table(rows)
     print(table)

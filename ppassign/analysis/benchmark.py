@@ -1,6 +1,11 @@
 """Side-by-side cost of ppassign's assigners and PaddleDetection's, for tools/bench_assign.py.
 
-Every (assigner, implementation, n) case runs in a fresh subprocess so that its peak memory is its own:
+A case is (assigner, batch size B, objects per image n, predictions). Besides time and peak memory, each case
+counts what a GPU user pays per call whatever the device: Paddle operators dispatched and device-to-host copies
+(`ppassign.analysis.profiling`). Predictions are "trained" (boxes around the anchor points, as late in
+training) or "early" (boxes anywhere, as at the start of training: most alignment metrics are exactly 0).
+
+Every (case, implementation) runs in a fresh subprocess so that its peak memory is its own:
 RSS growth over the process's RSS just before the first call on CPU (sampled by a thread, plus ru_maxrss),
 `paddle.device.cuda.max_memory_allocated` on GPU. The parent compares the outputs of both implementations
 on identical seeded inputs.
@@ -21,6 +26,11 @@ STRIDES = (8, 16, 32)
 NUM_CLASSES = 80
 BATCH = 8
 NUM_GTS = (10, 100, 300, 1000, 2000)
+# Few objects per image at growing batch sizes: where per-image Python loops and host copies would show.
+FEW_GTS = (2, 8)
+BATCHES = (1, 8, 32)
+EARLY_GTS = (100, 300)
+CASE_GROUPS = ("dense", "early", "few")
 ASSIGNERS = ("atss", "tal")
 IMPLS = ("ppassign", "ppdet")
 # Rough bytes per (image, GT, anchor) that ppdet's assigners keep alive at their peak: the [B, n, k, L] float
@@ -28,8 +38,12 @@ IMPLS = ("ppassign", "ppdet")
 PPDET_BYTES_PER_PAIR = {"atss": 4 * (9 + 12), "tal": 4 * (13 + 12)}
 
 
-def make_inputs(batch, num_gts, image_size=IMAGE_SIZE, strides=STRIDES, num_classes=NUM_CLASSES, seed=0):
+def make_inputs(batch, num_gts, image_size=IMAGE_SIZE, strides=STRIDES, num_classes=NUM_CLASSES, seed=0,
+                predictions="trained"):
     """Seeded dense-scene inputs shared by both implementations.
+
+    predictions: "trained" (boxes around the anchor points, scores in (0.01, 0.99)) or "early" (boxes of
+    2-32 px half-size anywhere in the image and scores below 0.05: most metrics are exactly 0).
 
     Returns:
         dict of numpy arrays: anchors [L, 4], points [L, 2], counts (list), labels [B, n, 1] int32,
@@ -50,14 +64,20 @@ def make_inputs(batch, num_gts, image_size=IMAGE_SIZE, strides=STRIDES, num_clas
     # object sizes log-uniform from 4 px to half the image: dense scenes hold many small objects
     wh = np.exp(rng.uniform(np.log(4), np.log(image_size / 2), size=(batch, num_gts, 2)))
     xy = rng.uniform(0, image_size, size=(batch, num_gts, 2)) - wh / 2
-    half = rng.uniform(4, image_size / 4, size=(batch, len(points), 2))
-    centres = points[None] + rng.normal(0, 8, size=(batch, len(points), 2))
+    if predictions == "early":
+        half = rng.uniform(2, 32, size=(batch, len(points), 2))
+        centres = rng.uniform(0, image_size, size=(batch, len(points), 2))
+        scores = rng.uniform(0.0, 0.05, size=(batch, len(points), num_classes))
+    else:
+        half = rng.uniform(4, image_size / 4, size=(batch, len(points), 2))
+        centres = points[None] + rng.normal(0, 8, size=(batch, len(points), 2))
+        scores = rng.uniform(0.01, 0.99, size=(batch, len(points), num_classes))
     return {
         "anchors": np.concatenate(anchors).astype("float32"), "points": points, "counts": counts,
         "labels": rng.integers(0, num_classes, size=(batch, num_gts, 1)).astype("int32"),
         "boxes": np.concatenate([xy, xy + wh], -1).astype("float32"),
         "mask": np.ones((batch, num_gts, 1), "float32"),
-        "scores": rng.uniform(0.01, 0.99, size=(batch, len(points), num_classes)).astype("float32"),
+        "scores": scores.astype("float32"),
         "pred": np.concatenate([centres - half, centres + half], -1).astype("float32"),
     }
 
@@ -84,16 +104,18 @@ class _PeakSampler(threading.Thread):
         return max(self.peak, _rss_bytes())
 
 
-def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, seed=0):
-    """Body of one subprocess: time `repeats` calls, record peak memory, save the outputs."""
+def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, predictions="trained", seed=0):
+    """Body of one subprocess: time `repeats` calls, record peak memory, count operators and host copies of
+    one more call, save the outputs."""
     import paddle
     import ppassign
+    from ppassign.analysis.profiling import profile_call
     from ppdet.modeling.assigners.atss_assigner import ATSSAssigner as PpdetATSS
     from ppdet.modeling.assigners.task_aligned_assigner import TaskAlignedAssigner as PpdetTAL
 
     gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     paddle.set_device("gpu" if gpu else "cpu")
-    data = make_inputs(batch, num_gts, seed=seed)
+    data = make_inputs(batch, num_gts, seed=seed, predictions=predictions)
     t = {k: paddle.to_tensor(v) for k, v in data.items() if k != "counts"}
     if assigner == "atss":
         layer = (ppassign.ATSSAssigner if impl == "ppassign" else PpdetATSS)(topk=9, num_classes=NUM_CLASSES)
@@ -122,8 +144,10 @@ def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, seed=0):
         peak = paddle.device.cuda.max_memory_allocated() - base
     else:
         peak = max(sampler.stop(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
+    _, profile = profile_call(call)
     np.savez(out_path, labels=out[0].numpy(), bboxes=out[1].numpy(), scores=out[2].numpy())
-    return {"median_s": float(np.median(times)), "peak_bytes": int(peak), "device": "gpu" if gpu else "cpu"}
+    return {"median_s": float(np.median(times)), "peak_bytes": int(peak), "device": "gpu" if gpu else "cpu",
+            "operators": profile.operators, "host_copies": profile.host_copies, "shape_syncs": profile.shape_syncs}
 
 
 def _available_bytes():
@@ -131,8 +155,10 @@ def _available_bytes():
     return psutil.virtual_memory().available
 
 
-def _spawn(assigner, impl, num_gts, repeats, out_path, timeout):
-    cmd = [sys.executable, "-m", "ppassign.analysis.benchmark", assigner, impl, str(num_gts), str(repeats), out_path]
+def _spawn(assigner, impl, case, repeats, out_path, timeout):
+    batch, num_gts, predictions = case
+    cmd = [sys.executable, "-m", "ppassign.analysis.benchmark", assigner, impl, str(num_gts), str(repeats), out_path,
+           str(batch), predictions]
     env = dict(os.environ, GLOG_minloglevel="2")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -150,22 +176,36 @@ def _same(path_a, path_b):
             and np.allclose(a["scores"], b["scores"], rtol=0, atol=1e-5))
 
 
-def run(num_gts=NUM_GTS, assigners=ASSIGNERS, repeats=3, timeout=900, log=print):
-    """Run every case; returns a list of row dicts (one per assigner and n)."""
+def cases(groups=CASE_GROUPS, num_gts=NUM_GTS, batches=BATCHES):
+    """(B, n, predictions) cases of the chosen groups: dense scenes at B=8, early-training predictions, and
+    few objects per image at every batch size in `batches`."""
+    out = []
+    if "dense" in groups:
+        out += [(BATCH, n, "trained") for n in num_gts]
+    if "early" in groups:
+        out += [(BATCH, n, "early") for n in EARLY_GTS]
+    if "few" in groups:
+        out += [(b, n, "trained") for b in batches for n in FEW_GTS]
+    return out
+
+
+def run(case_list, assigners=ASSIGNERS, repeats=3, timeout=900, log=print):
+    """Run every (assigner, case); returns a list of row dicts."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for assigner in assigners:
-            for n in num_gts:
-                row = {"assigner": assigner, "n": n}
+            for case in case_list:
+                batch, n, predictions = case
+                row = {"assigner": assigner, "batch": batch, "n": n, "predictions": predictions}
                 for impl in IMPLS:
-                    need = PPDET_BYTES_PER_PAIR[assigner] * BATCH * n * 8400 if impl == "ppdet" else 0
+                    need = PPDET_BYTES_PER_PAIR[assigner] * batch * n * 8400 if impl == "ppdet" else 0
                     if need > 0.8 * _available_bytes():
                         row[impl] = {"error": f"skipped: needs ~{need / 2**30:.1f} GiB, "
                                               f"{_available_bytes() / 2**30:.1f} GiB available"}
                         continue
-                    reps = repeats if impl == "ppassign" or n <= 300 else 1
-                    row[impl] = _spawn(assigner, impl, n, reps, os.path.join(tmp, f"{impl}.npz"), timeout)
-                    log(f"{assigner} n={n} {impl}: {row[impl]}")
+                    reps = repeats if impl == "ppassign" or n * batch <= 2400 else 1
+                    row[impl] = _spawn(assigner, impl, case, reps, os.path.join(tmp, f"{impl}.npz"), timeout)
+                    log(f"{assigner} B={batch} n={n} {predictions} {impl}: {row[impl]}")
                 both = all("error" not in row[i] for i in IMPLS)
                 row["match"] = _same(*(os.path.join(tmp, f"{i}.npz") for i in IMPLS)) if both else None
                 rows.append(row)
@@ -180,18 +220,30 @@ def _fmt_mem(r):
     return f"{r['peak_bytes'] / 2**20:.0f}" if "peak_bytes" in r else "-"
 
 
+def _fmt_count(r, key):
+    return str(r[key]) if key in r else "-"
+
+
+def _fmt_copies(r):
+    if "host_copies" not in r:
+        return "-"
+    return f"{r['host_copies']}" + (f" + {r['shape_syncs']} shape" if r["shape_syncs"] else "")
+
+
 def markdown_table(rows):
-    """Rows -> Markdown table with speed-up and memory ratios."""
-    lines = ["| assigner | n | ppdet s/call | ppassign s/call | speed-up | ppdet peak MiB | ppassign peak MiB "
-             "| memory ratio | outputs match |", "|---|---|---|---|---|---|---|---|---|"]
+    """Rows -> Markdown table with speed-up, operator, host-copy and memory columns."""
+    lines = ["| assigner | B | n | predictions | ppdet s/call | ppassign s/call | speed-up | ppdet ops | ppassign ops "
+             "| ppdet host copies | ppassign host copies | ppdet peak MiB | ppassign peak MiB | memory ratio "
+             "| outputs match |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         a, p = r["ppassign"], r["ppdet"]
         speed = f"{p['median_s'] / a['median_s']:.1f}x" if "median_s" in a and "median_s" in p else "-"
         mem = (f"1/{p['peak_bytes'] / max(a['peak_bytes'], 1):.1f}"
                if "peak_bytes" in a and "peak_bytes" in p else "-")
         match = {True: "yes", False: "NO", None: "-"}[r["match"]]
-        lines.append(f"| {r['assigner'].upper()} | {r['n']} | {_fmt_time(p)} | {_fmt_time(a)} | {speed} | "
-                     f"{_fmt_mem(p)} | {_fmt_mem(a)} | {mem} | {match} |")
+        lines.append(f"| {r['assigner'].upper()} | {r['batch']} | {r['n']} | {r['predictions']} | {_fmt_time(p)} "
+                     f"| {_fmt_time(a)} | {speed} | {_fmt_count(p, 'operators')} | {_fmt_count(a, 'operators')} "
+                     f"| {_fmt_copies(p)} | {_fmt_copies(a)} | {_fmt_mem(p)} | {_fmt_mem(a)} | {mem} | {match} |")
     return "\n".join(lines)
 
 
@@ -203,7 +255,8 @@ def plot(rows, path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for assigner in sorted({r["assigner"] for r in rows}):
         for impl, style in zip(IMPLS, ("-o", "--s")):
-            pts = [(r["n"], r[impl]) for r in rows if r["assigner"] == assigner and "median_s" in r[impl]]
+            pts = [(r["n"], r[impl]) for r in rows if r["assigner"] == assigner and "median_s" in r[impl]
+                   and r["batch"] == BATCH and r["predictions"] == "trained"]
             if not pts:
                 continue
             ns = [n for n, _ in pts]
@@ -224,5 +277,5 @@ def plot(rows, path):
 
 
 if __name__ == "__main__":
-    name, impl_name, n_gts, reps, out_file = sys.argv[1:6]
-    print(json.dumps(run_case(name, impl_name, int(n_gts), int(reps), out_file)))
+    name, impl_name, n_gts, reps, out_file, batch_size, preds = sys.argv[1:8]
+    print(json.dumps(run_case(name, impl_name, int(n_gts), int(reps), out_file, int(batch_size), preds)))

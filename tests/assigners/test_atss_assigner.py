@@ -268,3 +268,28 @@ def test_window_candidates_equal_full_level_candidates_as_sets():
         full = layer._level_candidates(centers, anchor_centers, rows, geometry.level_slices(counts)[level])
         settled = ~ambiguous[:, level]
         np.testing.assert_array_equal(np.sort(block.numpy()[settled], 1), np.sort(full.numpy()[settled], 1))
+
+
+# --- GPU shape: work per call does not grow with the batch ------------------------------------------------------
+
+def _atss_profile(batch):
+    from ppassign.analysis.profiling import profile_call
+    from assign_cases import one_object_per_image
+    anchors, points, counts = anchor_grid(160)
+    labels, boxes, mask = one_object_per_image(batch)
+    pred = paddle.to_tensor(np.tile(anchors.numpy()[None], (batch, 1, 1)))
+    layer = ATSSAssigner(num_classes=NUM_CLASSES, force_gt_matching=True)
+    return profile_call(layer, anchors, counts, labels, boxes, mask, BG, pred_bboxes=pred)[1]
+
+
+def test_operators_and_host_copies_do_not_grow_with_batch():
+    one, many = _atss_profile(1), _atss_profile(12)
+    assert many.operators == one.operators
+    assert many.host_copies == one.host_copies == 2
+    assert many.shape_syncs == 0
+
+
+def test_unbiased_std_is_bit_identical_to_paddle_std():
+    from ppassign.assigners.assign_utils import std_unbiased
+    x = paddle.to_tensor(np.random.default_rng(11).uniform(0, 1, size=(7, 27)).astype("float32"))
+    np.testing.assert_array_equal(std_unbiased(x).numpy(), x.std(axis=-1, keepdim=True).numpy())
