@@ -167,14 +167,17 @@ def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_cla
     labels = paddle.take_along_axis(gt_labels.squeeze(-1), assigned_gt, axis=1)
     labels = paddle.where(positive, labels, paddle.full_like(labels, bg_index))
     bboxes = paddle.take_along_axis(gt_bboxes, assigned_gt.unsqueeze(-1), axis=1, broadcast=True)
-    flat = labels.reshape([-1, 1]).astype("int64")
-    column = (flat - (flat > bg_index).astype("int64")).clip(0, num_classes - 1)
+    # ppdet's one-hot over C + 1 labels without the bg column: one write per anchor into a zero [B * L * C]
+    column = labels.astype("int64")
+    column = column - (column > bg_index).astype("int64")
     value = (positive & (labels != bg_index)).astype(gt_bboxes.dtype)
     if weights is not None:
         value = value * weights
-    scores = paddle.put_along_axis(paddle.zeros([batch * num_anchors, num_classes], gt_bboxes.dtype), column,
-                                   value.reshape([-1, 1]), axis=1)
-    return labels, bboxes, scores.reshape([batch, num_anchors, num_classes])
+    base = paddle.to_tensor(np.arange(batch * num_anchors, dtype=np.int64).reshape(batch, num_anchors) * num_classes)
+    index = (base + column.clip(0, num_classes - 1)).flatten()
+    scores = paddle.scatter(paddle.zeros([batch * num_anchors * num_classes], gt_bboxes.dtype), index,
+                            value.flatten()).reshape([batch, num_anchors, num_classes])
+    return labels, bboxes, scores
 
 
 def mask_positive_dense(assigned_gt, positive, num_max_boxes, dtype):
@@ -186,10 +189,14 @@ def mask_positive_dense(assigned_gt, positive, num_max_boxes, dtype):
         Tensor[B, n, L] of `dtype`.
     """
     batch, num_anchors = positive.shape
-    zeros = paddle.zeros([batch, num_max_boxes, num_anchors], dtype)
     if num_max_boxes == 0:
-        return zeros
-    return paddle.put_along_axis(zeros, assigned_gt.unsqueeze(1), positive.astype(dtype).unsqueeze(1), axis=1)
+        return paddle.zeros([batch, 0, num_anchors], dtype)
+    # one write per anchor, at (b, its slot, a), of 1 for positives and 0 for negatives
+    image, anchor = np.divmod(np.arange(batch * num_anchors, dtype=np.int64).reshape(batch, num_anchors), num_anchors)
+    index = assigned_gt * num_anchors + paddle.to_tensor(image * num_max_boxes * num_anchors + anchor)
+    mask = paddle.scatter(paddle.zeros([batch * num_max_boxes * num_anchors], dtype), index.flatten(),
+                          positive.astype(dtype).flatten())
+    return mask.reshape([batch, num_max_boxes, num_anchors])
 
 
 def background_outputs(batch, num_anchors, num_classes, gt_labels, gt_bboxes, bg_index):
