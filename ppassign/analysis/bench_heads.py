@@ -48,12 +48,14 @@ def build_head(name, root=ROOT):
     return head
 
 
-def make_batch(head, batch, image_size=IMAGE_SIZE, gt_range=GT_RANGE, seed=0):
+def make_batch(head, batch, image_size=IMAGE_SIZE, gt_range=GT_RANGE, seed=0, num_slots=None):
     """Seeded features and padded GT for `head`.
 
+    Args:
+        num_slots (int | None): GT slots n per image; None: the largest GT count of the batch (as ppdet's PadGT).
     Returns:
         feats (list[Tensor[B, in_channels, S/s, S/s]]), targets (dict: gt_bbox [B, n, 4], gt_class [B, n, 1]
-        int32, pad_gt_mask [B, n, 1]; n = the largest GT count of the batch; image 1 has no GT).
+        int32, pad_gt_mask [B, n, 1]; image 1 has no GT).
     """
     import paddle
     rng = np.random.default_rng(seed)
@@ -62,7 +64,7 @@ def make_batch(head, batch, image_size=IMAGE_SIZE, gt_range=GT_RANGE, seed=0):
     counts = rng.integers(gt_range[0], gt_range[1] + 1, size=batch)
     if batch > 1:
         counts[1] = 0
-    num_max = int(counts.max())
+    num_max = int(counts.max()) if num_slots is None else max(int(num_slots), int(counts.max()))
     boxes = np.zeros((batch, num_max, 4), "float32")
     labels = np.zeros((batch, num_max, 1), "int32")
     mask = np.zeros((batch, num_max, 1), "float32")
@@ -78,21 +80,31 @@ def make_batch(head, batch, image_size=IMAGE_SIZE, gt_range=GT_RANGE, seed=0):
 
 
 def train_step(head, feats, targets):
-    """Forward + loss + backward; returns the total loss as a float-free Tensor."""
+    """Forward + loss + backward; returns the total loss (a Tensor: no host copy)."""
     loss = head(feats, targets)["loss"]
     loss.backward()
     return loss
 
 
-def measure(name, batch, repeats=3, root=ROOT):
-    """One row: operators, host copies, shape syncs of one step (after a warm-up step), median s/step."""
+def step_profile(head, batch, image_size=IMAGE_SIZE, seed=0, num_slots=None):
+    """CallProfile of one training step of `head` on make_batch's inputs, after one warm-up step.
+
+    Returns:
+        (CallProfile, feats, targets).
+    """
     from ppassign.analysis.profiling import profile_call
-    head = build_head(name, root)
-    feats, targets = make_batch(head, batch)
+    feats, targets = make_batch(head, batch, image_size, seed=seed, num_slots=num_slots)
     train_step(head, feats, targets)  # warm-up: first-call caches
     head.clear_gradients()
     _, prof = profile_call(train_step, head, feats, targets)
     head.clear_gradients()
+    return prof, feats, targets
+
+
+def measure(name, batch, repeats=3, root=ROOT):
+    """One row: operators, host copies, shape syncs of one step, median s/step of `repeats` more."""
+    head = build_head(name, root)
+    prof, feats, targets = step_profile(head, batch)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

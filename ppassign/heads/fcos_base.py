@@ -254,8 +254,8 @@ def padded_targets(targets, batch, num_classes):
         batch (int): B of the head's features.
         num_classes (int): C.
     Returns:
-        gt_bbox (Tensor[B, n, 4]) float32, gt_labels (Tensor[B, n]) int64 (0 in padding slots, so that they
-        can index class-wise tensors), valid (Tensor[B, n] bool): which slots are real objects.
+        gt_bbox (Tensor[B, n, 4]) float32, gt_labels (Tensor[B, n]) int64 (padding slots' labels clipped into
+        [0, C), so that they can index class-wise tensors), valid (Tensor[B, n] bool): which slots are real.
     Raises:
         ValueError naming the key. The checks cost 3 device-to-host copies (mask, boxes, labels: see
         ppassign.ops.validation.check_gt), whatever B and n.
@@ -273,9 +273,9 @@ def padded_targets(targets, batch, num_classes):
         raise ValueError(f"{error} (targets['gt_class'] is gt_labels, targets['gt_bbox'] is gt_bboxes)") from None
     if gt_bbox.shape[0] != batch:
         raise ValueError(f"gt_bbox has batch size {gt_bbox.shape[0]}, the features {batch}")
-    valid = pad_gt_mask.squeeze(-1) != 0
-    labels = gt_class.squeeze(-1).astype("int64")
-    labels = paddle.where(valid, labels, paddle.zeros_like(labels))
+    valid = pad_gt_mask.squeeze(-1).astype("bool")
+    # real labels are checked to lie in [0, C); clipping only moves padding slots' labels into range
+    labels = gt_class.squeeze(-1).astype("int64").clip(0, num_classes - 1)
     return gt_bbox.astype("float32"), labels, valid
 
 
