@@ -26,8 +26,11 @@ def main():
         parser.error("--repeats and --batches must be >= 1")
     if args.before and not os.path.isdir(os.path.join(args.before, "ppassign")):
         parser.error(f"--before {args.before}: no ppassign package there")
-    before = bench_heads.run_elsewhere(args.before, args.heads, args.batches, args.repeats) if args.before else None
-    after = bench_heads.run(args.heads, args.batches, args.repeats)
+    if args.before:
+        before, after = bench_heads.compare(args.before, args.heads, args.batches, args.repeats,
+                                            log=lambda line: print(line, file=sys.stderr))
+    else:
+        before, after = None, bench_heads.run(args.heads, args.batches, args.repeats)
     print(bench_heads.markdown_table(after, before))
     for name, ratio in bench_heads.growth(after).items():
         line = f"{name}: operators at B={max(args.batches)} / B={min(args.batches)} = {ratio:.2f}"

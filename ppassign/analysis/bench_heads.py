@@ -13,7 +13,8 @@ time whatever its size, and every host copy or shape sync waits for the device: 
 B loops over images.
 
 ``--before DIR`` runs the same measurement with the ``ppassign`` package of another checkout (e.g. an older
-commit in a ``git worktree``) in a subprocess, and prints both side by side.
+commit in a ``git worktree``), each row in fresh subprocesses alternating with this checkout's, and prints both
+side by side. CPU seconds on a machine shared with other jobs are noisy; the counts are exact.
 """
 import json
 import os
@@ -121,13 +122,33 @@ def run(heads=tuple(HEADS), batches=BATCHES, repeats=3, root=ROOT):
 
 
 def run_elsewhere(checkout, heads, batches, repeats):
-    """The same rows measured with the ppassign package (and configs) of another checkout, in a subprocess."""
+    """The same rows measured with the ppassign package (and configs) of `checkout`, in a fresh subprocess."""
+    checkout = os.path.abspath(checkout)
     code = ("import json, runpy, sys; sys.path.insert(0, {c!r}); "
             "m = runpy.run_path({f!r}); "
             "print(json.dumps(m['run']({h!r}, {b!r}, {r!r}, {c!r})))").format(
-        c=os.path.abspath(checkout), f=os.path.abspath(__file__), h=list(heads), b=list(batches), r=repeats)
-    out = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, check=True)
+        c=checkout, f=os.path.abspath(__file__), h=list(heads), b=list(batches), r=repeats)
+    out = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"measuring {checkout} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(before, heads=tuple(HEADS), batches=BATCHES, repeats=3, log=None):
+    """Rows of `before` (another checkout) and of this one, each (head, B) measured in two fresh subprocesses
+    one right after the other, so that both see the same machine load.
+
+    Returns:
+        (before rows, after rows).
+    """
+    old, new = [], []
+    for name in heads:
+        for batch in batches:
+            old += run_elsewhere(before, [name], [batch], repeats)
+            new += run_elsewhere(ROOT, [name], [batch], repeats)
+            if log:
+                log(f"{name} B={batch}: {old[-1]['operators']} -> {new[-1]['operators']} operators")
+    return old, new
 
 
 def markdown_table(after, before=None):
