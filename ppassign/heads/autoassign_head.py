@@ -18,7 +18,6 @@ every FPN level, is both a positive and a negative candidate of that object; two
 Losses are normalised by the number of objects (positive) and by the prior mass sum G (negative, as
 MMDetection), both averaged across ranks under distributed training.
 """
-import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -28,7 +27,6 @@ from paddle.nn.initializer import Constant
 from . import fcos_base as fb
 from .. import registry
 from ..ops.geometry import aligned_iou
-from ..ops.validation import require_shape, require_tensor
 
 # Paper Sec. 4.1: tau = 1/3 in eq. (9); MMDetection writes it as exp(3 * P) (autoassign_head.py).
 TEMPERATURE = 1.0 / 3.0
@@ -55,37 +53,43 @@ def inside_boxes(points, gt_bboxes):
     """Which locations lie strictly inside which boxes.
 
     Args:
-        points (Tensor[L, 2]), gt_bboxes (Tensor[n, 4]).
+        points (Tensor[L, 2]), gt_bboxes (Tensor[..., n, 4]), e.g. [n, 4] or [B, n, 4].
     Returns:
-        Tensor[n, L] bool.
+        Tensor[..., n, L] bool.
     """
-    return fb.box_to_distance(points.unsqueeze(0), gt_bboxes.unsqueeze(1)).min(-1) > 0
+    return fb.box_to_distance(points, gt_bboxes.unsqueeze(-2)).min(-1) > 0
 
 
-def center_weights(points, point_strides, gt_bboxes, gt_labels, mu, sigma, inside, force_topk=0):
+def center_weights(points, point_strides, gt_bboxes, gt_labels, mu, sigma, inside, force_topk=0, valid=None):
     """Center weighting: class-wise Gaussian prior over S_n (AutoAssign eq. 2).
 
     Args:
         points (Tensor[L, 2]), point_strides (Tensor[L]).
-        gt_bboxes (Tensor[n, 4]), gt_labels (Tensor[n] int64).
+        gt_bboxes (Tensor[..., n, 4]), gt_labels (Tensor[..., n] int64): e.g. [n, 4] and [n], or [B, n, 4]
+            and [B, n] (padded slots need an in-range label).
         mu (Tensor[C, 2]), sigma (Tensor[C, 2]): learnable, in strides.
-        inside (Tensor[n, L] bool): locations inside each box.
+        inside (Tensor[..., n, L] bool): locations inside each box (False in padded slots).
         force_topk (int): > 0: an object with no location inside takes its `force_topk` highest-prior
             locations as S_n (tiny boxes); 0: such an object has an empty S_n.
+        valid (Tensor[..., n] bool | None): real objects (None: all); padded slots keep an empty S_n.
     Returns:
-        prior (Tensor[n, L]): G, 0 outside S_n.
-        in_s (Tensor[n, L] bool): S_n.
+        prior (Tensor[..., n, L]): G, 0 outside S_n.
+        in_s (Tensor[..., n, L] bool): S_n.
     """
-    prior = fb.gaussian_center_prior(points, point_strides, gt_bboxes,
-                                     paddle.gather(mu, gt_labels), paddle.gather(sigma, gt_labels))
+    flat = gt_labels.reshape([-1])
+    shape = list(gt_labels.shape) + [2]
+    prior = fb.gaussian_center_prior(points, point_strides, gt_bboxes, paddle.gather(mu, flat).reshape(shape),
+                                     paddle.gather(sigma, flat).reshape(shape))
     in_s = inside
-    if force_topk > 0:
-        empty = paddle.logical_not(inside.any(-1))  # [n]
-        if bool(empty.any()):
-            k = min(int(force_topk), points.shape[0])
-            _, idx = paddle.topk(prior.detach(), k, axis=-1)  # [n, k]
-            forced = paddle.put_along_axis(paddle.zeros_like(prior), idx, paddle.ones(idx.shape, prior.dtype), -1)
-            in_s = paddle.logical_or(inside, paddle.logical_and(forced > 0, empty.unsqueeze(-1)))
+    if force_topk > 0 and inside.shape[-2] > 0:
+        # Computed for every object and kept only where S_n is empty: no host round-trip to ask whether any is.
+        empty = paddle.logical_not(inside.any(-1))  # [..., n]
+        if valid is not None:
+            empty = paddle.logical_and(empty, valid)
+        k = min(int(force_topk), points.shape[0])
+        _, idx = paddle.topk(prior.detach(), k, axis=-1)  # [..., n, k]
+        forced = paddle.put_along_axis(paddle.zeros_like(prior), idx, paddle.ones(idx.shape, prior.dtype), -1)
+        in_s = paddle.logical_or(inside, paddle.logical_and(forced > 0, empty.unsqueeze(-1)))
     return prior * in_s.astype(prior.dtype), in_s
 
 
@@ -113,27 +117,24 @@ def negative_weights(best_iou, in_s, gt_labels, num_classes):
     """w- = 1 - normalised 1 / (1 - IoU) per object (AutoAssign eq. 11), 1 outside every box.
 
     Args:
-        best_iou (Tensor[L]): IoU of each location's predicted box with the GT it overlaps most.
-        in_s (Tensor[n, L] bool): S_n.
-        gt_labels (Tensor[n] int64).
+        best_iou (Tensor[..., L]): IoU of each location's predicted box with the GT it overlaps most.
+        in_s (Tensor[..., n, L] bool): S_n (empty for padded slots).
+        gt_labels (Tensor[..., n] int64).
         num_classes (int): C.
     Returns:
-        Tensor[L, C] in [0, 1]: on an object's class channel inside S_n, 1 - (v - min v) / (max v - min v)
+        Tensor[..., L, C] in [0, 1]: on an object's class channel inside S_n, 1 - (v - min v) / (max v - min v)
         (0 at the object's best-IoU location; when several objects of one class cover a location, the
         smallest weight wins); 1 everywhere else.
     """
-    num_points = best_iou.shape[0]
-    ones = paddle.ones([num_classes, num_points], best_iou.dtype)
-    if in_s.shape[0] == 0:
-        return ones.t()
-    v = (1.0 / (1.0 - best_iou).clip(min=EPS)).unsqueeze(0).expand(in_s.shape)
+    if in_s.shape[-2] == 0:
+        return fb.min_by_class(in_s.astype(best_iou.dtype), gt_labels, num_classes)
+    v = (1.0 / (1.0 - best_iou).clip(min=EPS)).unsqueeze(-2).expand(in_s.shape)
     big = paddle.full_like(v, float("inf"))
     v_min = paddle.where(in_s, v, big).min(-1, keepdim=True)
     v_max = paddle.where(in_s, v, -big).max(-1, keepdim=True)
     norm = (v - v_min + EPS) / (v_max - v_min + EPS)
-    w_obj = paddle.where(in_s, 1.0 - norm, paddle.ones_like(v))  # [n, L]
-    index = gt_labels.unsqueeze(-1).expand(in_s.shape)
-    return paddle.put_along_axis(ones, index, w_obj, 0, reduce="amin", include_self=True).t()
+    w_obj = paddle.where(in_s, 1.0 - norm, paddle.ones_like(v))  # [..., n, L]
+    return fb.min_by_class(w_obj, gt_labels, num_classes)
 
 
 def negative_loss(p_cls, w_neg, gamma=FOCAL_GAMMA):
@@ -254,100 +255,67 @@ class AutoAssignHead(nn.Layer):
         return outs
 
     # ----------------------------------------------------------------------------------------------------
-    def _targets(self, targets, batch):
-        """Checked (gt_bbox [B, n, 4], gt_class [B, n] int64, valid np.ndarray[B, n] bool)."""
-        if "gt_bbox" not in targets or "gt_class" not in targets:
-            raise ValueError("targets must hold 'gt_bbox' [B, n, 4] and 'gt_class' [B, n, 1]")
-        gt_bbox, gt_class = targets["gt_bbox"], targets["gt_class"]
-        require_tensor("gt_bbox", gt_bbox, 3, last=4)
-        require_shape("gt_bbox", gt_bbox, [batch, gt_bbox.shape[1], 4], f"batch size B={batch}")
-        num_max = gt_bbox.shape[1]
-        require_tensor("gt_class", gt_class, 3, last=1)
-        require_shape("gt_class", gt_class, [batch, num_max, 1], "gt_bbox is [B, n, 4]")
-        if "pad_gt_mask" in targets:
-            mask = targets["pad_gt_mask"]
-            require_tensor("pad_gt_mask", mask, 3, last=1)
-            require_shape("pad_gt_mask", mask, [batch, num_max, 1], "gt_bbox is [B, n, 4]")
-            valid = mask.numpy().reshape(batch, num_max) > 0
-        else:  # without ppdet's PadGT: padded rows are all-zero boxes
-            valid = np.abs(gt_bbox.numpy()).sum(-1) > 0
-        boxes = gt_bbox.numpy()[valid]
-        if boxes.size and not np.isfinite(boxes).all():
-            raise ValueError("gt_bbox contains NaN or inf values")
-        if boxes.size and ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
-            raise ValueError("gt_bbox must be xyxy with x2 >= x1 and y2 >= y1")
-        labels = gt_class.numpy().reshape(batch, num_max)[valid]
-        if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(f"gt_class must lie in [0, num_classes={self.num_classes}), "
-                             f"got values in [{labels.min()}, {labels.max()}]")
-        return gt_bbox.astype("float32"), gt_class.reshape([batch, num_max]).astype("int64"), valid
-
     def get_loss(self, outs, targets):
-        """AutoAssign losses of a batch.
+        """AutoAssign losses of a batch, computed for all images at once on the padded [B, n, L] GT slots.
 
         Args:
             outs: forward's (cls_logits, ltrb, obj_logits, points).
-            targets (dict): gt_bbox [B, n, 4], gt_class [B, n, 1], pad_gt_mask [B, n, 1].
+            targets (dict): gt_bbox [B, n, 4], gt_class [B, n, 1], pad_gt_mask [B, n, 1] (when absent, slots
+                with an all-zero box are padding).
         Returns:
             dict: loss_pos, loss_neg, loss_center (scalars).
         """
         cls_logits, ltrbs, obj_logits, points_list = outs
         batch = cls_logits[0].shape[0]
-        gt_bbox, gt_class, valid = self._targets(targets, batch)
+        gt_bbox, gt_labels, valid = fb.padded_targets(targets, batch, self.num_classes)
         points = paddle.concat(points_list)
         strides = paddle.concat([paddle.full([p.shape[0]], float(s), "float32")
                                  for p, s in zip(points_list, self.fpn_stride)])
         cls_prob = F.sigmoid(fb.flatten_levels(cls_logits)) * F.sigmoid(fb.flatten_levels(obj_logits))
         boxes = fb.distance_to_box(points, fb.flatten_levels(ltrbs))  # [B, L, 4]
-
-        pos, neg, center, prior_mass = [], [], [], []
-        for b in range(batch):
-            idx = paddle.to_tensor(np.nonzero(valid[b])[0].astype("int64"))
-            gts = paddle.gather(gt_bbox[b], idx) if idx.shape[0] else paddle.zeros([0, 4])
-            labels = paddle.gather(gt_class[b], idx) if idx.shape[0] else paddle.zeros([0], "int64")
-            image = self._image_losses(cls_prob[b], boxes[b], points, strides, gts, labels)
-            pos.append(image[0])
-            neg.append(image[1])
-            center.append(image[2])
-            prior_mass.append(image[3])
-        num_objects = fb.reduce_mean(paddle.to_tensor(float(valid.sum())))
-        prior_mass = fb.reduce_mean(paddle.add_n(prior_mass))
-        loss_pos = paddle.add_n(pos) / num_objects.clip(min=1.0) * self.pos_loss_weight
-        loss_neg = paddle.add_n(neg) / prior_mass.clip(min=1.0) * self.neg_loss_weight
-        loss_center = paddle.add_n(center) / batch * self.center_loss_weight
-        if not valid.any():  # keep every parameter in the graph (no dead lock under data parallel)
+        pos, neg, center, prior_mass = self._batch_losses(cls_prob, boxes, points, strides, gt_bbox, gt_labels,
+                                                          valid)
+        num_objects = fb.reduce_mean(valid.astype("float32").sum())
+        prior_mass = fb.reduce_mean(prior_mass)
+        loss_pos = pos / num_objects.clip(min=1.0) * self.pos_loss_weight
+        loss_neg = neg / prior_mass.clip(min=1.0) * self.neg_loss_weight
+        loss_center = center / batch * self.center_loss_weight
+        if gt_bbox.shape[1] == 0:  # no GT slot at all: keep every parameter in the graph (data parallel)
             zero = sum(o.sum() for level in outs[:3] for o in level) * 0 + (self.mu.sum() + self.sigma.sum()) * 0
             loss_pos = loss_pos + zero
             loss_center = loss_center + zero
         return {"loss_pos": loss_pos, "loss_neg": loss_neg, "loss_center": loss_center}
 
-    def _image_losses(self, cls_prob, boxes, points, strides, gts, labels):
-        """Losses of one image.
+    def _batch_losses(self, cls_prob, boxes, points, strides, gt_bbox, gt_labels, valid):
+        """Loss sums of a batch; padded slots (and images without objects) have an empty S_n.
 
         Args:
-            cls_prob (Tensor[L, C]): P(cls | obj) P(obj). boxes (Tensor[L, 4]): predicted xyxy.
-            points (Tensor[L, 2]), strides (Tensor[L]), gts (Tensor[n, 4]), labels (Tensor[n]).
+            cls_prob (Tensor[B, L, C]): P(cls | obj) P(obj). boxes (Tensor[B, L, 4]): predicted xyxy.
+            points (Tensor[L, 2]), strides (Tensor[L]).
+            gt_bbox (Tensor[B, n, 4]), gt_labels (Tensor[B, n] int64), valid (Tensor[B, n] bool).
         Returns:
-            (pos sum, neg sum, center term, prior mass) scalars.
+            (pos sum over objects, neg sum, center term summed over images, prior mass (detached)) scalars.
         """
         zero = paddle.zeros([], "float32")
-        if gts.shape[0] == 0:
-            w_neg = paddle.ones_like(cls_prob)
-            return zero, negative_loss(cls_prob, w_neg, self.focal_gamma), zero, zero
-        inside = inside_boxes(points, gts)
-        prior, in_s = center_weights(points, strides, gts, labels, self.mu, self.sigma, inside,
-                                     self.force_topk)
-        loc_loss = fb.giou_loss(boxes.unsqueeze(0), gts.unsqueeze(1))  # [n, L]
-        p_cls = paddle.gather(cls_prob, labels, axis=1).t()  # [n, L]
+        if gt_bbox.shape[1] == 0:
+            return zero, negative_loss(cls_prob, paddle.ones_like(cls_prob), self.focal_gamma), zero, zero
+        inside = paddle.logical_and(inside_boxes(points, gt_bbox), valid.unsqueeze(-1))  # [B, n, L]
+        prior, in_s = center_weights(points, strides, gt_bbox, gt_labels, self.mu, self.sigma, inside,
+                                     self.force_topk, valid)
+        pred = boxes.unsqueeze(1)  # [B, 1, L, 4]
+        target = gt_bbox.unsqueeze(2)  # [B, n, 1, 4]
+        loc_loss = fb.giou_loss(pred, target)  # [B, n, L]
+        p_cls = fb.class_scores_of_gts(cls_prob, gt_labels)  # [B, n, L]
         pos, _ = positive_loss(p_cls, loc_loss, prior, in_s, self.temperature, self.loc_weight)
         with paddle.no_grad():
-            best_iou = aligned_iou(boxes.unsqueeze(0), gts.unsqueeze(1)).max(0)  # [L]
-            w_neg = negative_weights(best_iou, in_s, labels, self.num_classes)
+            # IoU >= 0: a padded slot's 0 never wins the max over real objects.
+            iou = aligned_iou(pred, target) * valid.unsqueeze(-1).astype("float32")
+            w_neg = negative_weights(iou.max(1), in_s, gt_labels, self.num_classes)  # [B, L, C]
         neg = negative_loss(cls_prob, w_neg, self.focal_gamma)
-        mass = prior.sum()
-        num_with_s = in_s.any(-1).astype("float32").sum()
-        center = num_with_s / mass.clip(min=EPS) if self.center_loss_weight else zero
-        return pos.sum(), neg, center, mass.detach()
+        mass = prior.sum(-1).sum(-1)  # [B]
+        num_with_s = in_s.any(-1).astype("float32").sum(-1)  # [B]
+        center = (num_with_s / mass.clip(min=EPS)).sum() if self.center_loss_weight else zero
+        return pos.sum(), neg, center, mass.sum().detach()
 
     # ----------------------------------------------------------------------------------------------------
     def post_process(self, outs, scale_factor):

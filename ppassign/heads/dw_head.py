@@ -27,8 +27,8 @@ import paddle.nn.functional as F
 from paddle.vision.ops import deform_conv2d
 
 from .. import registry
-from ..ops import validation
 from . import fcos_base
+from .fcos_base import class_scores_of_gts  # noqa: F401  (part of this module's API: the p_cls of step 2)
 from ..ops.geometry import aligned_iou, points_inside_boxes
 
 # --- constants, each with its source ------------------------------------------------------------------------
@@ -175,12 +175,7 @@ def negative_probability_map(p_neg, gt_labels, num_classes):
     Returns:
         Tensor[B, L, C].
     """
-    batch, num_gt, num_loc = p_neg.shape
-    base = paddle.ones([batch, num_loc, num_classes], p_neg.dtype)
-    if num_gt == 0:
-        return base
-    index = gt_labels.astype("int64").unsqueeze(1).expand([batch, num_loc, num_gt])
-    return paddle.put_along_axis(base, index, p_neg.transpose([0, 2, 1]), axis=2, reduce="amin")
+    return fcos_base.min_by_class(p_neg, gt_labels, num_classes)
 
 
 def negative_weights(p_neg_map, scores, gamma1=GAMMA1):
@@ -192,18 +187,6 @@ def negative_weights(p_neg_map, scores, gamma1=GAMMA1):
         Tensor[B, L, C] in [0, 1].
     """
     return p_neg_map * scores ** gamma1
-
-
-def class_scores_of_gts(scores, gt_labels):
-    """The score of each GT's class at every location.
-
-    Args:
-        scores (Tensor[B, L, C]), gt_labels (Tensor[B, n] int).
-    Returns:
-        Tensor[B, n, L].
-    """
-    index = gt_labels.astype("int64").unsqueeze(-1).expand([-1, -1, scores.shape[1]])
-    return paddle.take_along_axis(scores.transpose([0, 2, 1]), index, axis=1)
 
 
 def _neg_log(x):
@@ -239,7 +222,7 @@ def dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, gt_
         reg_loss = fcos_base.giou_loss(pred_boxes, gt_boxes)  # [B, n, L]
         with paddle.no_grad():
             ious = aligned_iou(pred_boxes.detach(), gt_boxes, eps=IOU_EPS)
-        p_cls = class_scores_of_gts(scores, gt_labels)
+        p_cls = fcos_base.class_scores_of_gts(scores, gt_labels)
         _, t = consistency(p_cls, reg_loss, beta)
         w_pos = positive_weights(t, prior, mu, norm_mu)
         p_neg = negative_probability(ious, candidates, gamma2)
@@ -395,25 +378,12 @@ class DWHead(nn.Layer):
             dict: loss_cls_pos, loss_loc, loss_cls_neg and their sum loss.
         """
         cls_list, ltrb_list, ctr_list = outs
-        for key in ("gt_bbox", "gt_class"):
-            if key not in targets:
-                raise ValueError(f"targets must contain {key!r} (ppdet PadGT output), got keys {sorted(targets)}")
-        gt_bboxes, gt_labels = targets["gt_bbox"], targets["gt_class"]
-        pad_gt_mask = targets.get("pad_gt_mask")
-        if pad_gt_mask is None and isinstance(gt_bboxes, paddle.Tensor) and gt_bboxes.ndim == 3:
-            pad_gt_mask = (gt_bboxes.abs().sum(-1, keepdim=True) > 0).astype("float32")
-        try:
-            valid = validation.check_gt(gt_labels, gt_bboxes, pad_gt_mask, self.num_classes)
-        except ValueError as error:  # name the ppdet keys too: gt_labels is targets['gt_class'], ...
-            raise ValueError(f"{error} (targets['gt_class'] is gt_labels, targets['gt_bbox'] is gt_bboxes)") from None
-        if gt_bboxes.shape[0] != cls_list[0].shape[0]:
-            raise ValueError(f"gt_bbox has batch size {gt_bboxes.shape[0]}, the features {cls_list[0].shape[0]}")
+        gt_bboxes, gt_labels, valid = fcos_base.padded_targets(targets, cls_list[0].shape[0], self.num_classes)
         points, point_strides, _ = fcos_base.multi_level_points(cls_list, self.fpn_stride)
         scores = (F.sigmoid(fcos_base.flatten_levels(cls_list))
                   * F.sigmoid(fcos_base.flatten_levels(ctr_list)))
         ltrb = fcos_base.flatten_levels(ltrb_list)
-        terms = dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes.astype("float32"),
-                              gt_labels.squeeze(-1), paddle.to_tensor(valid), self.num_classes,
+        terms = dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, valid, self.num_classes,
                               self.soft_prior, self.beta, self.mu, self.norm_mu, self.gamma1, self.gamma2)
         pos_avg = fcos_base.reduce_mean(terms["num_gt"]).clip(min=1.0)
         neg_avg = fcos_base.reduce_mean(terms["neg_factor"]).clip(min=1.0)

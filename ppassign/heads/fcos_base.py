@@ -18,6 +18,8 @@ import paddle.nn as nn
 from paddle import ParamAttr
 from paddle.nn.initializer import Constant, Normal
 
+from ..ops import validation
+
 # FCOS (Tian et al. 2019), Sec. 3 / its code: 4 convs per tower, GN with 32 groups, N(0, 0.01) init.
 TOWER_NUM_CONVS = 4
 GN_GROUPS = 32
@@ -241,6 +243,74 @@ def post_process(scores_list, ltrb_list, points_list, scale_factor, nms, nms_pre
 def flatten_levels(maps):
     """[B, X, H_l, W_l] per level -> one Tensor[B, L, X] (level by level, row-major)."""
     return paddle.concat([m.flatten(2).transpose([0, 2, 1]) for m in maps], axis=1)
+
+
+def padded_targets(targets, batch, num_classes):
+    """Checked padded ground truth of a head's ``targets`` (ppdet's PadGT output), for batched losses.
+
+    Args:
+        targets (dict): gt_bbox [B, n, 4], gt_class [B, n, 1] int32|int64, pad_gt_mask [B, n, 1] (when absent,
+            slots with an all-zero box are padding).
+        batch (int): B of the head's features.
+        num_classes (int): C.
+    Returns:
+        gt_bbox (Tensor[B, n, 4]) float32, gt_labels (Tensor[B, n]) int64 (padding slots' labels clipped into
+        [0, C), so that they can index class-wise tensors), valid (Tensor[B, n] bool): which slots are real.
+    Raises:
+        ValueError naming the key. The checks cost 3 device-to-host copies (mask, boxes, labels: see
+        ppassign.ops.validation.check_gt), whatever B and n.
+    """
+    for key in ("gt_bbox", "gt_class"):
+        if key not in targets:
+            raise ValueError(f"targets must contain {key!r} (ppdet PadGT output), got keys {sorted(targets)}")
+    gt_bbox, gt_class = targets["gt_bbox"], targets["gt_class"]
+    pad_gt_mask = targets.get("pad_gt_mask")
+    if pad_gt_mask is None and isinstance(gt_bbox, paddle.Tensor) and gt_bbox.ndim == 3:
+        pad_gt_mask = (gt_bbox.abs().sum(-1, keepdim=True) > 0).astype("float32")
+    try:
+        validation.check_gt(gt_class, gt_bbox, pad_gt_mask, num_classes)
+    except ValueError as error:  # name the ppdet keys too: gt_labels is targets['gt_class'], ...
+        raise ValueError(f"{error} (targets['gt_class'] is gt_labels, targets['gt_bbox'] is gt_bboxes)") from None
+    if gt_bbox.shape[0] != batch:
+        raise ValueError(f"gt_bbox has batch size {gt_bbox.shape[0]}, the features {batch}")
+    valid = pad_gt_mask.squeeze(-1).astype("bool")
+    # real labels are checked to lie in [0, C); clipping only moves padding slots' labels into range
+    labels = gt_class.squeeze(-1).astype("int64").clip(0, num_classes - 1)
+    return gt_bbox.astype("float32"), labels, valid
+
+
+def class_scores_of_gts(scores, gt_labels):
+    """The score of each GT's class at every location.
+
+    Args:
+        scores (Tensor[B, L, C]), gt_labels (Tensor[B, n] int).
+    Returns:
+        Tensor[B, n, L].
+    """
+    index = gt_labels.astype("int64").unsqueeze(-1).expand([-1, -1, scores.shape[1]])
+    return paddle.take_along_axis(scores.transpose([0, 2, 1]), index, axis=1)
+
+
+def min_by_class(values, gt_labels, num_classes):
+    """Per-location, per-class minimum of per-object values over the objects of each class; 1 elsewhere.
+
+    One scatter (``put_along_axis``, reduce ``amin``) for the whole batch: a location covered by several
+    objects of one class keeps the smallest value, a class without objects keeps 1.
+
+    Args:
+        values (Tensor[..., n, L]): one value per (object, location), e.g. [B, n, L] or [n, L].
+        gt_labels (Tensor[..., n] int): each object's class.
+        num_classes (int): C.
+    Returns:
+        Tensor[..., L, C].
+    """
+    *lead, num_gt, num_loc = values.shape
+    base = paddle.ones(lead + [num_loc, num_classes], values.dtype)
+    if num_gt == 0:
+        return base
+    perm = list(range(len(lead))) + [len(lead) + 1, len(lead)]
+    index = gt_labels.astype("int64").unsqueeze(-2).expand(lead + [num_loc, num_gt])
+    return paddle.put_along_axis(base, index, values.transpose(perm), axis=len(lead) + 1, reduce="amin")
 
 
 def reduce_mean(x):

@@ -230,6 +230,44 @@ def test_losses_equal_numpy_recomputation(force_topk):
         np.testing.assert_allclose(float(losses[key]), value, rtol=1e-5, atol=1e-7, err_msg=key)
 
 
+def _mixed_batch(rng):
+    """B=3 over grid_points(): image 0 has 2 objects (one tiny) + a padding slot holding junk, image 1 none,
+    image 2 three objects. Returns flat outputs and padded targets, plus each image's real objects."""
+    real = [(np.array([[2, 3, 27, 30], [5, 5, 7, 6]], "float32"), np.array([1, 2])),
+            (np.zeros([0, 4], "float32"), np.zeros([0], "int64")),
+            (np.array([[10, 8, 31, 29], [0, 0, 20, 12], [4, 16, 30, 31]], "float32"), np.array([0, 0, 2]))]
+    gt_bbox = np.zeros([3, 3, 4], "float32")
+    gt_class = np.zeros([3, 3, 1], "int32")
+    mask = np.zeros([3, 3, 1], "float32")
+    gt_bbox[0, 2], gt_class[0, 2] = [1, 1, 30, 30], 99  # junk in a padding slot: must change nothing
+    for b, (boxes, labels) in enumerate(real):
+        gt_bbox[b, :len(boxes)], gt_class[b, :len(boxes), 0], mask[b, :len(boxes)] = boxes, labels, 1
+    cls_prob = t(rng.rand(3, 20, C) * 0.9 + 0.05)
+    ltrb = t(rng.rand(3, 20, 4) * 20 + 2)
+    targets = {"gt_bbox": t(gt_bbox), "gt_class": t(gt_class, "int32"), "pad_gt_mask": t(mask)}
+    return cls_prob, ltrb, targets, real
+
+
+@pytest.mark.parametrize("force_topk", [0, 3])
+def test_batched_loss_sums_equal_per_image_sums_with_padding_and_an_image_without_objects(force_topk):
+    _, points, strides = grid_points()
+    head = make_head(force_topk=force_topk)
+    rng = np.random.RandomState(1)
+    head.mu.set_value(t(rng.randn(C, 2) * 0.3))
+    head.sigma.set_value(t(rng.rand(C, 2) + 0.7))
+    cls_prob, ltrb, targets, real = _mixed_batch(rng)
+    boxes = fb.distance_to_box(points, ltrb)
+    gt_bbox, gt_labels, valid = fb.padded_targets(targets, 3, C)
+    batched = head._batch_losses(cls_prob, boxes, points, strides, gt_bbox, gt_labels, valid)
+    per_image = np.zeros(4)
+    for b, (gts, labels) in enumerate(real):  # one image at a time, its real objects only (no padding)
+        sums = head._batch_losses(cls_prob[b:b + 1], boxes[b:b + 1], points, strides, t(gts[None]),
+                                  t(labels[None], "int64"), paddle.ones([1, len(gts)], "bool"))
+        per_image += [float(x) for x in sums]
+    np.testing.assert_allclose([float(x) for x in batched], per_image, rtol=1e-5)
+    assert per_image[0] > 0 and per_image[3] > 0  # positive sum and prior mass are not trivially zero
+
+
 # ------------------------------------------------------------------------------------------ whole head
 def feats(batch=2, seed=0):
     paddle.seed(seed)
@@ -281,6 +319,20 @@ def test_post_process_returns_boxes_in_original_image_pixels():
     bbox, num = head.post_process((cls_logits, ltrbs, obj_logits, points), t([[2.0, 4.0]]))
     assert int(num.numpy()[0]) == 1
     np.testing.assert_allclose(bbox.numpy()[0], [2, _sig(10) ** 2, 0, 0, 2, 4], rtol=1e-5)
+
+
+def test_operators_and_host_copies_per_step_do_not_grow_with_batch():
+    from ppassign.analysis import bench_heads
+    counts = {}
+    # random 2-8 objects per image in 8 slots, image 1 without any. (The slot count is fixed: Paddle's
+    # put_along_axis dispatches one more `expand` when the slots do not outnumber the classes.)
+    for batch in (2, 8):
+        head = make_head()
+        head.train()
+        prof = bench_heads.step_profile(head, batch, image_size=64, num_slots=8)[0]
+        counts[batch] = (prof.operators, prof.host_copies, prof.shape_syncs)
+    assert counts[2] == counts[8], counts
+    assert counts[2][1] <= 3 and counts[2][2] == 0  # only the input checks copy to the host
 
 
 # ---------------------------------------------------------------------------------------------- bad input

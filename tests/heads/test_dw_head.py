@@ -324,6 +324,20 @@ def test_normalisers_are_averaged_across_ranks(monkeypatch):
     np.testing.assert_allclose(double["loss_loc"], single["loss_loc"] / 2, rtol=1e-6)
 
 
+def test_operators_and_host_copies_per_step_do_not_grow_with_batch():
+    from ppassign.analysis import bench_heads
+    counts = {}
+    # random 2-8 objects per image in 8 slots, image 1 without any. (The slot count is fixed: Paddle's
+    # put_along_axis dispatches one more `expand` when the slots do not outnumber the classes.)
+    for batch in (2, 8):
+        head = _small_head(True)
+        head.train()
+        prof = bench_heads.step_profile(head, batch, image_size=64, num_slots=8)[0]
+        counts[batch] = (prof.operators, prof.host_copies, prof.shape_syncs)
+    assert counts[2] == counts[8], counts
+    assert counts[2][1] <= 3 and counts[2][2] == 0  # only the input checks copy to the host
+
+
 # --- empty ground truth -------------------------------------------------------------------------------------
 
 def _assert_finite_losses(losses):
@@ -558,3 +572,15 @@ def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     dygraph, exported = export_and_predict(pipeline, config, overrides, model, image_dir, tmp_path)
     assert len(dygraph) > 10
     np.testing.assert_allclose(exported, dygraph, rtol=1e-4, atol=1e-3)
+
+
+def test_padding_slot_contents_do_not_change_the_loss():
+    head = _small_head(False)
+    head.train()
+    feats, targets = _feats(), _targets()
+    clean = {k: float(v) for k, v in head(feats, targets).items()}
+    targets["gt_bbox"][0, 1] = paddle.to_tensor([5.0, 6.0, 40.0, 41.0])  # image 0's padding slot: a real box
+    targets["gt_class"][0, 1] = 99  # and a label outside [0, C)
+    junk = {k: float(v) for k, v in head(feats, targets).items()}
+    for key, value in clean.items():
+        np.testing.assert_allclose(junk[key], value, rtol=1e-6, err_msg=key)

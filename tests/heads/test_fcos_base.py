@@ -110,3 +110,38 @@ def test_post_process_nms_pre_drops_low_scores_per_level():
     out, num = fb.post_process([s], [d], [pts], t([[1.0, 1.0]]), _nms(), nms_pre=2)
     assert int(num.numpy()[0]) == 2
     np.testing.assert_allclose(sorted(out.numpy()[:, 1]), [0.8, 0.9], rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------ batched loss helpers
+def test_padded_targets_mask_labels_and_missing_mask():
+    boxes = t([[[1, 2, 9, 9], [0, 0, 0, 0]], [[3, 3, 8, 8], [2, 2, 5, 6]]])
+    labels = t([[[2], [77]], [[0], [1]]], "int32")  # a padding slot holding an out-of-range label
+    mask = t([[[1], [0]], [[1], [1]]])
+    gt_bbox, gt_labels, valid = fb.padded_targets({"gt_bbox": boxes, "gt_class": labels, "pad_gt_mask": mask},
+                                                  2, num_classes=3)
+    np.testing.assert_array_equal(valid.numpy(), [[True, False], [True, True]])
+    assert gt_labels.dtype == paddle.int64 and gt_bbox.dtype == paddle.float32
+    np.testing.assert_array_equal(gt_labels.numpy(), [[2, 2], [0, 1]])  # padding clipped into [0, C)
+    _, _, no_mask = fb.padded_targets({"gt_bbox": boxes, "gt_class": labels}, 2, num_classes=3)
+    np.testing.assert_array_equal(no_mask.numpy(), valid.numpy())  # all-zero boxes are padding
+    with pytest.raises(ValueError, match="batch size"):
+        fb.padded_targets({"gt_bbox": boxes, "gt_class": labels, "pad_gt_mask": mask}, 3, num_classes=3)
+    with pytest.raises(ValueError, match="gt_class"):
+        fb.padded_targets({"gt_bbox": boxes, "pad_gt_mask": mask}, 2, num_classes=3)
+
+
+def test_min_by_class_batched_equals_per_image_and_handles_no_objects():
+    rng = np.random.RandomState(0)
+    values = rng.rand(3, 5, 7).astype("float32")  # B=3, n=5 > C=2, L=7
+    labels = rng.randint(0, 2, size=(3, 5))
+    out = fb.min_by_class(t(values), t(labels, "int64"), 2).numpy()  # [B, L, C]
+    assert out.shape == (3, 7, 2)
+    for b in range(3):
+        per_image = fb.min_by_class(t(values[b]), t(labels[b], "int64"), 2).numpy()  # [L, C]
+        np.testing.assert_array_equal(out[b], per_image)
+        for c in range(2):
+            rows = values[b][labels[b] == c]
+            expected = np.minimum(rows.min(0), 1.0) if len(rows) else np.ones(7)
+            np.testing.assert_allclose(out[b, :, c], expected)
+    empty = fb.min_by_class(paddle.zeros([3, 0, 7]), paddle.zeros([3, 0], "int64"), 2)
+    np.testing.assert_array_equal(empty.numpy(), np.ones([3, 7, 2]))
