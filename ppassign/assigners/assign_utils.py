@@ -19,7 +19,7 @@ import paddle
 
 from .. import compat
 from ..ops import geometry as G
-from ..ops.validation import check_host_gt
+from ..ops.validation import fetch_gt
 
 # Paddle's CPU top-k (phi/kernels/cpu/top_k_kernel.cc) runs std::partial_sort when k * 64 < width.
 _PARTIAL_SORT_FACTOR = 64
@@ -46,24 +46,9 @@ class HostInputs:
 
         Raises ValueError naming the argument for NaN/inf values, x2 < x1, labels outside [0, num_classes).
         """
-        batch, num_max = gt_bboxes.shape[:2]
-        parts = [gt_bboxes.reshape([-1]), pad_gt_mask.reshape([-1]), gt_labels.reshape([-1])]
-        parts += [t.reshape([-1]) for t in extra]
-        # x * 0 summed is NaN exactly when x holds a NaN or an inf: one cheap reduction per tensor
-        parts += [(t * 0).sum().reshape([1]) for _, t in finite]
-        parts = [p if p.dtype == paddle.float32 else p.astype("float32") for p in parts]
-        flat = paddle.concat(parts).numpy()
-        sizes = [p.shape[0] for p in parts]
-        pieces = np.split(flat, np.cumsum(sizes)[:-1])
         self = cls()
-        self.boxes = pieces[0].reshape(batch, num_max, 4)
-        self.valid = pieces[1].reshape(batch, num_max) != 0
-        self.labels = np.rint(pieces[2]).reshape(batch, num_max).astype(np.int64)
-        self.extra = pieces[3:3 + len(extra)]
-        for (name, _), value in zip(finite, pieces[3 + len(extra):]):
-            if not np.isfinite(value).all():
-                raise ValueError(f"{name} contains NaN or inf values")
-        check_host_gt(self.boxes, self.labels, self.valid, num_classes)
+        self.valid, self.boxes, self.labels, self.extra = fetch_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes,
+                                                                   extra, finite)
         self.image, self.slot = np.nonzero(self.valid)
         self.obj_boxes = self.boxes[self.image, self.slot]
         self.obj_labels = self.labels[self.image, self.slot]

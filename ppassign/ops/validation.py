@@ -99,8 +99,37 @@ def check_host_gt(boxes, labels, valid, num_classes):
                          f"got values in [{labels.min()}, {labels.max()}]")
 
 
+def fetch_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=(), finite=()):
+    """Bring the padded ground truth (and `extra` tensors) to the host in one copy, and check its values.
+
+    Args:
+        gt_labels (Tensor[B, n, 1]), gt_bboxes (Tensor[B, n, 4]), pad_gt_mask (Tensor[B, n, 1]), num_classes (int),
+        extra (list of Tensor): also brought, flattened, as float32;
+        finite (list of (name, Tensor)): each is checked for NaN/inf on the device (one scalar each).
+    Returns:
+        valid (np.ndarray[B, n] bool), boxes (np.ndarray[B, n, 4] float32), labels (np.ndarray[B, n] int64),
+        extra (list of np.ndarray).
+    Raises ValueError naming the argument for NaN/inf values, x2 < x1, labels outside [0, num_classes).
+    """
+    batch, num_max = gt_bboxes.shape[:2]
+    parts = [gt_bboxes.reshape([-1]), pad_gt_mask.reshape([-1]), gt_labels.reshape([-1])]
+    parts += [t.reshape([-1]) for t in extra]
+    # x * 0 summed is NaN exactly when x holds a NaN or an inf: one cheap reduction per tensor
+    parts += [(t * 0).sum().reshape([1]) for _, t in finite]
+    parts = [p if p.dtype == paddle.float32 else p.astype("float32") for p in parts]
+    pieces = np.split(paddle.concat(parts).numpy(), np.cumsum([p.shape[0] for p in parts])[:-1])
+    for (name, _), value in zip(finite, pieces[3 + len(extra):]):
+        if not np.isfinite(value).all():
+            raise ValueError(f"{name} contains NaN or inf values")
+    boxes = pieces[0].reshape(batch, num_max, 4)
+    valid = pieces[1].reshape(batch, num_max) != 0
+    labels = np.rint(pieces[2]).reshape(batch, num_max).astype(np.int64)
+    check_host_gt(boxes, labels, valid, num_classes)
+    return valid, boxes, labels, pieces[3:3 + len(extra)]
+
+
 def check_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, gt_scores=None):
-    """Check the padded ground truth (shapes, then values on the host).
+    """Check the padded ground truth (shapes, then values with one host copy).
 
     Args:
         gt_labels (Tensor[B, n, 1], int32|int64), gt_bboxes (Tensor[B, n, 4]), pad_gt_mask (Tensor[B, n, 1]),
@@ -109,8 +138,4 @@ def check_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, gt_scores=None):
         np.ndarray[B, n] bool: which GT slots are real objects.
     """
     check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask, gt_scores)
-    batch, num_max = gt_bboxes.shape[:2]
-    valid = pad_gt_mask.numpy().reshape(batch, num_max) != 0
-    check_host_gt(gt_bboxes.numpy().reshape(batch, num_max, 4), gt_labels.numpy().reshape(batch, num_max),
-                  valid, num_classes)
-    return valid
+    return fetch_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes)[0]
