@@ -160,8 +160,9 @@ def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_cla
         value = value * weights
     base = paddle.to_tensor(np.arange(batch * num_anchors, dtype=np.int64).reshape(batch, num_anchors) * num_classes)
     index = (base + column.clip(0, num_classes - 1)).flatten()
-    scores = paddle.scatter(paddle.zeros([batch * num_anchors * num_classes], gt_bboxes.dtype), index,
-                            value.flatten()).reshape([batch, num_anchors, num_classes])
+    scores = paddle.zeros([batch * num_anchors * num_classes], gt_bboxes.dtype)
+    scores.scatter_(index, value.flatten())                     # in place: the [B, L, C] output exists once
+    scores = scores.reshape([batch, num_anchors, num_classes])
     return labels, bboxes, scores
 
 
@@ -179,8 +180,8 @@ def mask_positive_dense(assigned_gt, positive, num_max_boxes, dtype):
     # one write per anchor, at (b, its slot, a), of 1 for positives and 0 for negatives
     image, anchor = np.divmod(np.arange(batch * num_anchors, dtype=np.int64).reshape(batch, num_anchors), num_anchors)
     index = assigned_gt * num_anchors + paddle.to_tensor(image * num_max_boxes * num_anchors + anchor)
-    mask = paddle.scatter(paddle.zeros([batch * num_max_boxes * num_anchors], dtype), index.flatten(),
-                          positive.astype(dtype).flatten())
+    mask = paddle.zeros([batch * num_max_boxes * num_anchors], dtype)
+    mask.scatter_(index.flatten(), positive.astype(dtype).flatten())     # in place: [B, n, L] exists once
     return mask.reshape([batch, num_max_boxes, num_anchors])
 
 
