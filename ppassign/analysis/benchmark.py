@@ -5,14 +5,14 @@ counts what a GPU user pays per call whatever the device: Paddle operators dispa
 (`ppassign.analysis.profiling`). Predictions are "trained" (boxes around the anchor points, as late in
 training) or "early" (boxes anywhere, as at the start of training: most alignment metrics are exactly 0).
 
-Every (case, implementation) runs in a fresh subprocess so that its peak memory is its own:
-RSS growth over the process's RSS just before the first call on CPU (sampled by a thread, plus ru_maxrss),
+Every (case, implementation) runs in a fresh subprocess so that its peak memory is its own: after one
+warm-up call and one profiled call, RSS growth over the process's RSS during the timed calls on CPU (sampled
+every 2 ms by a thread),
 `paddle.device.cuda.max_memory_allocated` on GPU. The parent compares the outputs of both implementations
 on identical seeded inputs.
 """
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -126,6 +126,8 @@ def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, prediction
         call = lambda: layer(t["scores"], t["pred"], t["points"], data["counts"], t["labels"], t["boxes"],
                              t["mask"], NUM_CLASSES)
     sync = paddle.device.synchronize if gpu else (lambda: None)
+    call()                                   # warm-up: first-call allocations and one-time probes
+    _, profile = profile_call(call)          # operators and host copies of one steady-state call
     if gpu:
         paddle.device.cuda.reset_max_memory_allocated()
         base = paddle.device.cuda.memory_allocated()
@@ -133,18 +135,15 @@ def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, prediction
         base = _rss_bytes()
         sampler = _PeakSampler()
         sampler.start()
-    times = []
+    times, out = [], None
     for _ in range(repeats):
+        out = None                           # the previous call's outputs are not held during the next one
         sync()
         start = time.perf_counter()
         out = call()
         sync()
         times.append(time.perf_counter() - start)
-    if gpu:
-        peak = paddle.device.cuda.max_memory_allocated() - base
-    else:
-        peak = max(sampler.stop(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - base
-    _, profile = profile_call(call)
+    peak = (paddle.device.cuda.max_memory_allocated() if gpu else sampler.stop()) - base
     np.savez(out_path, labels=out[0].numpy(), bboxes=out[1].numpy(), scores=out[2].numpy())
     return {"median_s": float(np.median(times)), "peak_bytes": int(peak), "device": "gpu" if gpu else "cpu",
             "operators": profile.operators, "host_copies": profile.host_copies, "shape_syncs": profile.shape_syncs}
