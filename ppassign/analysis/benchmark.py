@@ -5,9 +5,9 @@ counts what a GPU user pays per call whatever the device: Paddle operators dispa
 (`ppassign.analysis.profiling`). Predictions are "trained" (boxes around the anchor points, as late in
 training) or "early" (boxes anywhere, as at the start of training: most alignment metrics are exactly 0).
 
-Every (case, implementation) runs in a fresh subprocess so that its peak memory is its own: after one
-warm-up call and one profiled call, RSS growth over the process's RSS during the timed calls on CPU (sampled
-every 2 ms by a thread),
+Every (case, implementation) runs in a fresh subprocess so that its peak memory is its own: RSS growth over
+the process's RSS just before the first (warm-up, untimed) call, during it and the timed calls, on CPU
+(sampled every 2 ms by a thread),
 `paddle.device.cuda.max_memory_allocated` on GPU. The parent compares the outputs of both implementations
 on identical seeded inputs.
 """
@@ -126,15 +126,14 @@ def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, prediction
         call = lambda: layer(t["scores"], t["pred"], t["points"], data["counts"], t["labels"], t["boxes"],
                              t["mask"], NUM_CLASSES)
     sync = paddle.device.synchronize if gpu else (lambda: None)
-    call()                                   # warm-up: first-call allocations and one-time probes
-    _, profile = profile_call(call)          # operators and host copies of one steady-state call
     if gpu:
         paddle.device.cuda.reset_max_memory_allocated()
         base = paddle.device.cuda.memory_allocated()
     else:
-        base = _rss_bytes()
+        base = _rss_bytes()                  # before the first call: freed memory stays in the process after it
         sampler = _PeakSampler()
         sampler.start()
+    call()                                   # warm-up (untimed): first-call allocations and one-time probes
     times, out = [], None
     for _ in range(repeats):
         out = None                           # the previous call's outputs are not held during the next one
@@ -144,6 +143,7 @@ def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, prediction
         sync()
         times.append(time.perf_counter() - start)
     peak = (paddle.device.cuda.max_memory_allocated() if gpu else sampler.stop()) - base
+    _, profile = profile_call(call)          # operators and host copies of one steady-state call
     np.savez(out_path, labels=out[0].numpy(), bboxes=out[1].numpy(), scores=out[2].numpy())
     return {"median_s": float(np.median(times)), "peak_bytes": int(peak), "device": "gpu" if gpu else "cpu",
             "operators": profile.operators, "host_copies": profile.host_copies, "shape_syncs": profile.shape_syncs}
