@@ -1,0 +1,55 @@
+"""Train any ppdet config (ppdet's Trainer), optionally evaluating at each snapshot."""
+import os
+import time
+
+import paddle
+
+from .common import (MetricRecorder, check_eval_dataset, coco_summary, format_summary, logger, make_trainer,
+                     select_device, set_output_eval, weights_file)
+from .config import load_config
+
+
+def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=False, vdl_log_dir=None,
+          output_dir=None, override_ppdet_assigners=False, seed=None):
+    """Train the config's model (ppdet Trainer); with `eval`, evaluate at each snapshot and at the end.
+
+    Runs unchanged under ``python -m paddle.distributed.launch --nproc_per_node N``. `seed` (or the config's
+    ``seed`` key) seeds Paddle, numpy and random (plus the rank, so that ranks draw different augmentations).
+    Returns {'weights': final weights path, 'metrics': last COCO summary or None, 'seconds': wall time}.
+    """
+    from ppdet.engine import init_parallel_env, set_random_seed
+    cfg = load_config(config, overrides, override_ppdet_assigners)
+    select_device(cfg)
+    if amp and not cfg["use_gpu"]:
+        logger.warning("ppassign: --amp needs a GPU; training in float32 on the CPU")
+    cfg["amp"] = bool(amp)
+    if use_vdl:
+        cfg["use_vdl"] = True
+    if vdl_log_dir:
+        cfg["vdl_log_dir"] = vdl_log_dir
+    if output_dir:
+        cfg["save_dir"] = output_dir
+    init_parallel_env()
+    seed = seed if seed is not None else cfg.get("seed")  # --seed wins over a config's `seed` key
+    if seed is not None:
+        set_random_seed(int(seed) + paddle.distributed.get_rank())
+    if eval:
+        check_eval_dataset(cfg)
+        set_output_eval(cfg)
+    trainer = make_trainer(cfg, "train")
+    if resume:
+        trainer.resume_weights(weights_file(resume)[:-len(".pdparams")])
+    elif cfg.get("pretrain_weights"):
+        trainer.load_weights(cfg.pretrain_weights)
+    recorder = MetricRecorder(trainer)
+    trainer.register_callbacks([recorder])
+    tic = time.time()
+    trainer.train(eval)
+    seconds = time.time() - tic
+    weights = os.path.join(cfg.save_dir, cfg.filename, "model_final")
+    summary = coco_summary(recorder.history[-1]["results"]) if recorder.history else None
+    if paddle.distributed.get_rank() == 0:
+        print(f"ppassign: training finished in {seconds:.0f} s; weights: {weights}.pdparams", flush=True)
+        if summary:
+            print(f"ppassign: final {format_summary(summary)}", flush=True)
+    return {"weights": weights, "metrics": summary, "seconds": seconds}
