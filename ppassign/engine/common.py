@@ -1,5 +1,6 @@
 """What every engine job shares: the user-facing error, the tool entry point, weights, device, Trainer set-up
 and COCO metric summaries."""
+import contextlib
 import logging
 import os
 import re
@@ -9,6 +10,8 @@ import numpy as np
 
 import paddle
 from ppdet.engine.callbacks import Callback
+
+from ..compat import DataLoadingError
 
 logger = logging.getLogger("ppassign")
 
@@ -98,11 +101,46 @@ def format_summary(summary):
     return text + ("  (the model detected nothing)" if summary.get("no_detections") else "")
 
 
+class _ResultPathFilter(logging.Filter):
+    """Rewrite ppdet's "The bbox result is saved to bbox.json." to name the file it actually wrote."""
+
+    def __init__(self):
+        super().__init__()
+        self.output_eval = None
+
+    def filter(self, record):
+        if self.output_eval and isinstance(record.msg, str) and record.msg.endswith(" is saved to bbox.json."):
+            record.msg = record.msg.replace("bbox.json", os.path.join(self.output_eval, "bbox.json"))
+        return True
+
+
+_RESULT_PATH_FILTER = _ResultPathFilter()
+
+
 def set_output_eval(cfg):
-    """Make ppdet's COCO metric write its bbox.json under the save dir instead of the current directory."""
+    """Make ppdet's COCO metric write its bbox.json under the save dir instead of the current directory, and
+    say where in its log line."""
     if not cfg.get("output_eval"):
         cfg["output_eval"] = os.path.join(cfg.get("save_dir", "output"), cfg.filename)
     os.makedirs(cfg["output_eval"], exist_ok=True)
+    _RESULT_PATH_FILTER.output_eval = cfg["output_eval"]
+    metrics_logger = logging.getLogger("ppdet.metrics.metrics")
+    if _RESULT_PATH_FILTER not in metrics_logger.filters:
+        metrics_logger.addFilter(_RESULT_PATH_FILTER)
+
+
+@contextlib.contextmanager
+def data_errors_as_pipeline_errors(reader):
+    """Turn a `compat.DataLoadingError` raised while `reader` (e.g. "TrainReader") loads a batch into a
+    PipelineError: one line naming the reader's error."""
+    try:
+        yield
+    except DataLoadingError as e:
+        hint = ""
+        if "same shape" in str(e) or "same size" in str(e):
+            hint = (" (images of different sizes: give the reader's sample_transforms a Resize, or its "
+                    "batch_transforms a BatchRandomResize or PadBatch)")
+        raise PipelineError(f"data loading failed in {reader}: {e}{hint}") from None
 
 
 def check_eval_dataset(cfg):

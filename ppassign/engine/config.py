@@ -196,3 +196,21 @@ def sync_test_categories(cfg):
     anno = evalset.get_anno()
     if anno and os.path.isfile(anno):
         test.dataset_dir, test.anno_path = "", os.path.abspath(anno)
+
+
+# infer_cfg.yml key (beside ppdet's label_list) under which export writes the dataset's category ids.
+CATEGORY_IDS_KEY = "category_ids"
+
+
+def categories(cfg):
+    """(category ids, names) of the model's classes in class-index order, from TestDataset's annotations.
+
+    ppdet maps a COCO file's category ids, sorted, to class indices 0..C-1 (``get_categories``); without an
+    annotation file it uses COCO's 80 classes.
+    """
+    from ppdet.data.source.category import get_categories
+    test = cfg.get("TestDataset")
+    anno = test.get_anno() if test is not None and hasattr(test, "get_anno") else None
+    clsid2catid, catid2name = get_categories(cfg.metric, anno)
+    ids = [int(clsid2catid[i]) for i in sorted(clsid2catid)]
+    return ids, [str(catid2name[i]) for i in ids]

@@ -1,6 +1,6 @@
 """COCO box metrics of trained weights on a config's EvalDataset."""
-from .common import (MetricRecorder, PipelineError, check_eval_dataset, coco_summary, format_summary,
-                     load_weights_strict, make_trainer, select_device, set_output_eval, weights_file)
+from .common import (MetricRecorder, PipelineError, check_eval_dataset, coco_summary, data_errors_as_pipeline_errors,
+                     format_summary, load_weights_strict, make_trainer, select_device, set_output_eval, weights_file)
 from .config import load_config
 
 
@@ -23,7 +23,8 @@ def evaluate(config, overrides=(), weights=None):
     load_weights_strict(trainer.model, weights)
     recorder = MetricRecorder(trainer)
     trainer.register_callbacks([recorder])
-    trainer.evaluate()
+    with data_errors_as_pipeline_errors("EvalReader"):
+        trainer.evaluate()
     summary = coco_summary(recorder.history[-1]["results"] if recorder.history else {})
     print(f"ppassign: {format_summary(summary)}", flush=True)
     return summary

@@ -10,7 +10,7 @@ import paddle
 
 from .. import compat
 from .common import PipelineError, load_weights_strict, select_device, weights_file
-from .config import build_model, load_config, sync_test_categories
+from .config import CATEGORY_IDS_KEY, build_model, categories, load_config, sync_test_categories
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 # Detections with a score below this are neither drawn nor written by `infer` (PaddleDetection's default).
@@ -40,14 +40,13 @@ def infer(config=None, overrides=(), weights=None, model_dir=None, infer_img=Non
 
     Writes ``<output_dir>/<image name>`` with the boxes drawn and ``<output_dir>/detections.json`` (a list of
     {image, category_id, category, score, bbox [x1, y1, x2, y2]} in original-image pixels) and returns that list.
+    ``category_id`` is the dataset's COCO category id (as in ppdet's bbox.json), not the model's class index.
     """
     images = list_images(infer_img, infer_dir)
     if model_dir:
         predictor = ExportedPredictor(model_dir, cpu_threads=cpu_threads)
-        labels = predictor.label_list
     elif config:
         predictor = DygraphPredictor(config, overrides, weights)
-        labels = predictor.label_list
     else:
         raise PipelineError("pass -c <config> (with -o weights=...) or --model_dir <exported model>")
     os.makedirs(output_dir, exist_ok=True)
@@ -56,8 +55,8 @@ def infer(config=None, overrides=(), weights=None, model_dir=None, infer_img=Non
         image = read_image(path)
         boxes = predictor.predict(image)
         kept = boxes[boxes[:, 1] >= draw_threshold]
-        detections.extend(_to_records(path, kept, labels))
-        _draw(image, kept, labels, os.path.join(output_dir, os.path.basename(path)))
+        detections.extend(_to_records(path, kept, predictor.label_list, predictor.category_ids))
+        _draw(image, kept, predictor.label_list, os.path.join(output_dir, os.path.basename(path)))
     out_json = os.path.join(output_dir, "detections.json")
     with open(out_json, "w", encoding="utf-8") as f:
         json.dump(detections, f, indent=1)
@@ -73,10 +72,17 @@ def read_image(path):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _to_records(path, boxes, labels):
-    return [{"image": os.path.basename(path), "category_id": int(row[0]),
-             "category": labels[int(row[0])] if 0 <= int(row[0]) < len(labels) else str(int(row[0])),
-             "score": round(float(row[1]), 5), "bbox": [round(float(v), 2) for v in row[2:6]]} for row in boxes]
+def _to_records(path, boxes, labels, category_ids):
+    """[N, 6] rows -> detection dicts; class index i is reported as category_ids[i] and named labels[i]."""
+    records = []
+    for row in boxes:
+        index = int(row[0])
+        known = 0 <= index < len(labels)
+        records.append({"image": os.path.basename(path),
+                        "category_id": category_ids[index] if 0 <= index < len(category_ids) else index,
+                        "category": labels[index] if known else str(index),
+                        "score": round(float(row[1]), 5), "bbox": [round(float(v), 2) for v in row[2:6]]})
+    return records
 
 
 def _draw(image_rgb, boxes, labels, out_path):
@@ -153,7 +159,7 @@ class DygraphPredictor:
         load_weights_strict(self.model, weights)
         self.model.eval()
         self.transforms = test_transforms(cfg["TestReader"])
-        self.label_list = _label_list(cfg)
+        self.category_ids, self.label_list = categories(cfg)
 
     def predict(self, image_rgb):
         inputs = {k: paddle.to_tensor(v) for k, v in preprocess(image_rgb, self.transforms).items()}
@@ -179,6 +185,8 @@ class ExportedPredictor:
         self.transforms = [{item.pop("type"): item} for item in
                            (dict(step) for step in self.infer_cfg.get("Preprocess", []))]
         self.label_list = list(self.infer_cfg.get("label_list", []))
+        # written by ppassign's export (ppdet's infer_cfg.yml has names only); else the class indices
+        self.category_ids = list(self.infer_cfg.get(CATEGORY_IDS_KEY) or range(len(self.label_list)))
 
     def predict(self, image_rgb):
         inputs = preprocess(image_rgb, self.transforms)
@@ -199,10 +207,3 @@ def _valid_rows(boxes, count):
     boxes = np.asarray(boxes, np.float32).reshape(-1, 6)[:count]
     return boxes[boxes[:, 0] >= 0]
 
-
-def _label_list(cfg):
-    from ppdet.data.source.category import get_categories
-    test = cfg.get("TestDataset")
-    anno = test.get_anno() if test is not None and hasattr(test, "get_anno") else None
-    _, catid2name = get_categories(cfg.metric, anno)
-    return [str(name) for name in catid2name.values()]

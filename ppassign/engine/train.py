@@ -1,11 +1,12 @@
 """Train any ppdet config (ppdet's Trainer), optionally evaluating at each snapshot."""
+import importlib.util
 import os
 import time
 
 import paddle
 
-from .common import (MetricRecorder, check_eval_dataset, coco_summary, format_summary, logger, make_trainer,
-                     select_device, set_output_eval, weights_file)
+from .common import (MetricRecorder, PipelineError, check_eval_dataset, coco_summary, data_errors_as_pipeline_errors,
+                     format_summary, logger, make_trainer, select_device, set_output_eval, weights_file)
 from .config import load_config
 
 
@@ -24,12 +25,15 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
         logger.warning("ppassign: --amp needs a GPU; training in float32 on the CPU")
     cfg["amp"] = bool(amp)
     if use_vdl:
+        if importlib.util.find_spec("visualdl") is None:
+            raise PipelineError("--use_vdl needs VisualDL: pip install visualdl")
         cfg["use_vdl"] = True
     if vdl_log_dir:
         cfg["vdl_log_dir"] = vdl_log_dir
     if output_dir:
         cfg["save_dir"] = output_dir
-    init_parallel_env()
+    if paddle.distributed.ParallelEnv().world_size > 1:
+        init_parallel_env()  # on one process it would only print Paddle's "Modified FLAGS" box
     seed = seed if seed is not None else cfg.get("seed")  # --seed wins over a config's `seed` key
     if seed is not None:
         set_random_seed(int(seed) + paddle.distributed.get_rank())
@@ -44,7 +48,8 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
     recorder = MetricRecorder(trainer)
     trainer.register_callbacks([recorder])
     tic = time.time()
-    trainer.train(eval)
+    with data_errors_as_pipeline_errors("TrainReader" + (" / EvalReader" if eval else "")):
+        trainer.train(eval)
     seconds = time.time() - tic
     weights = os.path.join(cfg.save_dir, cfg.filename, "model_final")
     summary = coco_summary(recorder.history[-1]["results"]) if recorder.history else None
