@@ -27,6 +27,14 @@ def _keep_error_and_kill_queue(thread_loop):
     return wrapped
 
 
+def _one_line(error):
+    """"ValueError: <last line of the message>"; a worker's error arrives with its traceback as the message."""
+    lines = str(error).strip().splitlines()
+    last = lines[-1].strip() if lines else ""
+    name = type(error).__name__
+    return last if last.startswith(name + ":") else f"{name}: {last}".rstrip(": ")
+
+
 def _raise_loader_error(next_batch):
     def wrapped(self):
         try:
@@ -35,8 +43,7 @@ def _raise_loader_error(next_batch):
             cause = getattr(self, "_ppassign_error", None)
             if cause is None or isinstance(error, StopIteration):
                 raise
-            text = str(cause).strip().splitlines()
-            raise DataLoadingError(f"{type(cause).__name__}: {text[-1] if text else ''}".rstrip(": ")) from cause
+            raise DataLoadingError(_one_line(cause)) from cause
     wrapped.__wrapped__ = next_batch
     return wrapped
 
