@@ -33,5 +33,5 @@ def parse_args(argv=None):
 if __name__ == "__main__":
     args = parse_args()
     sys.exit(common.main(runner.assignment_stats, config=args.config, overrides=args.opt,
-                           methods=args.methods.split(",") if args.methods else None, split=args.split,
-                           max_images=args.max_images, output_dir=args.output_dir))
+                         methods=args.methods.split(",") if args.methods else None, split=args.split,
+                         max_images=args.max_images, output_dir=args.output_dir))

@@ -33,5 +33,5 @@ def parse_args(argv=None):
 if __name__ == "__main__":
     args = parse_args()
     sys.exit(common.main(runner.visualize, config=args.config, overrides=args.opt,
-                           methods=args.methods.split(",") if args.methods else None, boxes_file=args.boxes,
-                           split=args.split, image_index=args.image_index, output_dir=args.output_dir))
+                         methods=args.methods.split(",") if args.methods else None, boxes_file=args.boxes,
+                         split=args.split, image_index=args.image_index, output_dir=args.output_dir))

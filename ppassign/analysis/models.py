@@ -57,7 +57,7 @@ class AnalysisModel:
         self.head_name = _head_kind(self.head)
         if self.head_name is None:
             raise PipelineError(f"{config}: head {type(self.head).__name__} is not supported by the "
-                                         f"assignment analysis (supported: {', '.join(METHODS_BY_HEAD)})")
+                                f"assignment analysis (supported: {', '.join(METHODS_BY_HEAD)})")
         self.methods = METHODS_BY_HEAD[self.head_name]
         self.num_classes = int(self.head.num_classes)
         reader = self.cfg.get("EvalReader") or self.cfg.get("TestReader")

@@ -168,9 +168,13 @@ def assignment_stats(config, overrides=(), methods=None, split="train", max_imag
             acc = stats.StatsAccumulator(model.strides)
         elif acc.level_strides != model.strides:
             raise PipelineError(f"{path}: FPN strides {model.strides} differ from "
-                                         f"{acc.level_strides} of the configs before it")
+                                f"{acc.level_strides} of the configs before it")
         records = dataset_records(model.cfg, split)[:max_images]
-        for record in records:
+        every = max(1, len(records) // 10)
+        for index, record in enumerate(records):
+            if index % every == 0:
+                print(f"ppassign: {os.path.basename(path)}: image {index + 1}/{len(records)} ({', '.join(chosen)})",
+                      flush=True)
             boxes, labels = _record_objects(record)
             if len(boxes) == 0:
                 continue
@@ -183,7 +187,7 @@ def assignment_stats(config, overrides=(), methods=None, split="train", max_imag
     missing = [m for m in (methods or ()) if m not in shown]
     if missing or acc is None:
         raise PipelineError(f"method {(missing or ['?'])[0]!r} is not supported by the head of any "
-                                     f"given config")
+                            f"given config")
     hard = [m for m in shown if m not in ("autoassign", "dw")]
     note = ("Configs: " + "; ".join(notes) + ". Boxes in network-input pixels. Hard assigners: positives "
             "counted; AutoAssign / DW: effective number (sum w)^2 / sum w^2 of the positive weights. tal / "
