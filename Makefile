@@ -35,7 +35,8 @@ $(VENV)/.installed: setup.py
 
 # A PaddleDetection checkout imports imgaug at `import ppdet`; it is put first on the path (PYTHONPATH).
 $(VENV)/.ppdet-src: $(VENV)/.installed
-	@test -f "$(PPDET_PATH)/ppdet/__init__.py" || { echo "PPDET_SRC=$(PPDET_SRC) is not a PaddleDetection checkout (no ppdet/__init__.py)"; exit 2; }
+	@test -f "$(PPDET_PATH)/ppdet/__init__.py" || \
+		{ echo "PPDET_SRC=$(PPDET_SRC) is not a PaddleDetection checkout (no ppdet/__init__.py)"; exit 2; }
 	$(PY) -m pip install --progress-bar off -e ".[ppdet-src]"
 	touch $@
 

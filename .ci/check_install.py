@@ -11,6 +11,7 @@ or needs anything but a wheel.
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,10 @@ def resolve(version, requirement, report, target, no_deps=False):
 def main(versions):
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp, REPO], check=True,
+        source = os.path.join(tmp, "source")  # a copy, so that the build leaves nothing in the checkout
+        skipped = shutil.ignore_patterns(".*", "build", "output*", "dataset", "log", "*.egg-info")
+        shutil.copytree(REPO, source, ignore=skipped)
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp, source], check=True,
                        stderr=subprocess.DEVNULL)
         wheel = glob.glob(os.path.join(tmp, "ppassign-*.whl"))[0]
         for version in versions:

@@ -20,7 +20,8 @@ def test_installed_tood_grid_sample_runs_on_paddle_3():
 class _GrowingNeck:
     """Like ppdet's LCPAN: appends to its default list argument."""
 
-    def __init__(self, in_channels, out_channels, num_features=3, spatial_scales=[0.125, 0.0625, 0.03125]):  # noqa: B006
+    def __init__(self, in_channels, out_channels, num_features=3,
+                 spatial_scales=[0.125, 0.0625, 0.03125]):  # noqa: B006  (the point of this class)
         if num_features == 4:
             spatial_scales.append(spatial_scales[-1] / 2)
 
