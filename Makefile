@@ -43,11 +43,11 @@ $(VENV)/.ppdet-src: $(VENV)/.installed
 venv: $(VENV)/.installed
 
 quickstart: venv $(RUN_DEPS)
-	@$(RUN_ENV) $(PY) -c "import ppdet; print('== ppdet from', ppdet.__path__[0])"
+	@$(RUN_ENV) $(PY) -c "import ppassign, ppdet; print('== ppdet from', ppdet.__path__[0])"
 	$(RUN_ENV) $(PY) tools/train.py -c configs/quickstart/quickstart_tal.yml --eval
 
 test: venv $(RUN_DEPS)
-	@$(RUN_ENV) $(PY) -c "import ppdet; print('== ppdet from', ppdet.__path__[0])"
+	@$(RUN_ENV) $(PY) -c "import ppassign, ppdet; print('== ppdet from', ppdet.__path__[0])"
 	$(RUN_ENV) $(PY) -m pytest -q tests
 
 check-install: venv
