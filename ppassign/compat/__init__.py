@@ -10,6 +10,7 @@ on Paddle 3.x. docs/platform.md lists what each one fixes.
   assigners at call time) and their int64 / empty-batch fixes;
 - `ppdet_heads`: TOODHead on Paddle 3, PicoHeadV2 without positives, LCPAN rebuilt in one process;
 - `export`: Trainer.export and NMS under PIR, the Paddle Inference config;
+- `ppdet_trainer`: checkpoints in ``<save_dir>/<config name>/`` on every ppdet (applied to each Trainer);
 - `dataloader`: a reader exception ends the run (`DataLoadingError`) instead of hanging it;
 - `quiet`: known-harmless start-up noise.
 
@@ -38,6 +39,7 @@ from .ppdet_assigners import (ASSIGNER_RETURNS_MASK_POSITIVE, BEHAVIOURS,  # noq
                               fix_ppdet_assigners)
 from .ppdet_heads import (_pico_get_loss_with_min_avg_factor, _tood_reg_grid_sample,  # noqa: E402,F401
                           fix_tood_and_pico_heads)
+from .ppdet_trainer import checkpoint_dir, save_checkpoints_under_config_name  # noqa: E402,F401
 
 
 def apply():

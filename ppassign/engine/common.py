@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 from ppdet.engine.callbacks import Callback
 
-from ..compat import DataLoadingError
+from ..compat import DataLoadingError, checkpoint_dir
 
 logger = logging.getLogger("ppassign")
 
@@ -121,7 +121,7 @@ def set_output_eval(cfg):
     """Make ppdet's COCO metric write its bbox.json under the save dir instead of the current directory, and
     say where in its log line."""
     if not cfg.get("output_eval"):
-        cfg["output_eval"] = os.path.join(cfg.get("save_dir", "output"), cfg.filename)
+        cfg["output_eval"] = checkpoint_dir(cfg)
     os.makedirs(cfg["output_eval"], exist_ok=True)
     _RESULT_PATH_FILTER.output_eval = cfg["output_eval"]
     metrics_logger = logging.getLogger("ppdet.metrics.metrics")

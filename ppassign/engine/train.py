@@ -5,6 +5,7 @@ import time
 
 import paddle
 
+from .. import compat
 from .common import (MetricRecorder, PipelineError, check_eval_dataset, coco_summary, data_errors_as_pipeline_errors,
                      format_summary, logger, make_trainer, select_device, set_output_eval, weights_file)
 from .config import load_config
@@ -41,6 +42,7 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
         check_eval_dataset(cfg)
         set_output_eval(cfg)
     trainer = make_trainer(cfg, "train")
+    compat.save_checkpoints_under_config_name(trainer)
     if resume:
         trainer.resume_weights(weights_file(resume)[:-len(".pdparams")])
     elif cfg.get("pretrain_weights"):
@@ -51,7 +53,7 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
     with data_errors_as_pipeline_errors("TrainReader" + (" / EvalReader" if eval else "")):
         trainer.train(eval)
     seconds = time.time() - tic
-    weights = os.path.join(cfg.save_dir, cfg.filename, "model_final")
+    weights = os.path.join(compat.checkpoint_dir(cfg), "model_final")
     summary = coco_summary(recorder.history[-1]["results"]) if recorder.history else None
     if paddle.distributed.get_rank() == 0:
         print(f"ppassign: training finished in {seconds:.0f} s; weights: {weights}.pdparams", flush=True)
