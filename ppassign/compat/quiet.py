@@ -3,7 +3,6 @@
 Only messages that say nothing about the user's run are dropped, each matched by its exact text.
 """
 import contextlib
-import io
 import sys
 import warnings
 
@@ -20,15 +19,42 @@ def filter_import_warnings():
     warnings.filterwarnings("ignore", message=CCACHE_WARNING, category=UserWarning)
 
 
+class LineFilter:
+    """A text stream that forwards whole lines to `stream`, except lines starting with one of `prefixes`.
+
+    It stays usable after the block that installed it: ppdet's loggers keep the ``sys.stdout`` they saw at
+    import (their handlers are made then), and keep printing through this filter to the real stream.
+    """
+
+    def __init__(self, stream, prefixes):
+        self.stream, self.prefixes, self.pending = stream, tuple(prefixes), ""
+
+    def write(self, text):
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if not line.startswith(self.prefixes):
+                self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self):
+        # a partial line goes out unless it may still become a filtered one
+        if self.pending and not any(p.startswith(self.pending) or self.pending.startswith(p) for p in self.prefixes):
+            self.stream.write(self.pending)
+            self.pending = ""
+        self.stream.flush()
+
+    def __getattr__(self, name):  # encoding, isatty, fileno, ... of the real stream
+        return getattr(self.stream, name)
+
+
 @contextlib.contextmanager
 def without_stdout_lines(prefixes):
-    """Run the block with stdout captured, then write back every line that starts with none of `prefixes`."""
-    buffer = io.StringIO()
+    """Run the block with ``sys.stdout`` behind a `LineFilter` that drops lines starting with `prefixes`."""
+    real = sys.stdout
+    sys.stdout = LineFilter(real, prefixes)
     try:
-        with contextlib.redirect_stdout(buffer):
-            yield
+        yield
     finally:
-        kept = [line for line in buffer.getvalue().splitlines(keepends=True) if not line.startswith(tuple(prefixes))]
-        if kept:
-            sys.stdout.write("".join(kept))
-            sys.stdout.flush()
+        sys.stdout.flush()
+        sys.stdout = real

@@ -16,6 +16,20 @@ def test_only_lines_with_the_given_prefixes_are_dropped(capsys):
     assert capsys.readouterr().out == "kept 1\nkept 2 Warning: noise\n"
 
 
+def test_a_logger_made_inside_the_block_still_prints_after_it(capsys):
+    """ppdet's loggers keep the sys.stdout of `import ppdet`: their lines must not vanish afterwards."""
+    import logging
+    with quiet.without_stdout_lines(("Warning: noise",)):
+        handler = logging.StreamHandler(sys.stdout)
+    logger = logging.getLogger("ppassign.test_quiet")
+    logger.addHandler(handler)
+    try:
+        logger.warning("eta: 0:00:01")
+    finally:
+        logger.removeHandler(handler)
+    assert "eta: 0:00:01\n" in capsys.readouterr().out
+
+
 def test_lines_are_written_back_when_the_block_raises(capsys):
     try:
         with quiet.without_stdout_lines(("x",)):
