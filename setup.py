@@ -9,10 +9,10 @@ with pins that have wheels for Python 3.9 to 3.13 (docs/platform.md).
 from setuptools import find_packages, setup
 
 INSTALL_REQUIRES = [
-    # numpy 1.x where it has wheels (up to Python 3.12); Python 3.13 has no numpy wheel below 2.1. numpy 2.5
-    # (Python 3.12+ only) is not tested: the 3.13 set was tested on 3.11 with 2.4, the newest it can install.
+    # numpy 1.x where it has wheels (up to Python 3.12); Python 3.13 has no numpy wheel below 2.1. numpy 2.4
+    # removed np.reshape(newshape=), which ppdet's Gt2FCOSTarget (FCOS reader) still uses.
     "numpy>=1.21,<2; python_version < '3.13'",
-    "numpy>=2.1,<2.5; python_version >= '3.13'",
+    "numpy>=2.1,<2.4; python_version >= '3.13'",
     # opencv-python 4.6 is built against numpy 1.x (it fails to import under numpy 2); 4.10+ supports numpy 2.
     "opencv-python>=4.5,<4.7; python_version < '3.13'",
     "opencv-python>=4.10; python_version >= '3.13'",
