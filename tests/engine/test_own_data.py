@@ -118,9 +118,8 @@ def test_detections_carry_the_dataset_category_ids_not_class_indices(dataset, tm
         assert all(d["category"] == {3: "square", 7: "bar"}[d["category_id"]] for d in detections)
 
 
-def test_reader_without_resize_fails_with_one_line_within_seconds(dataset, tmp_path):
-    """The quickstart reader as it was (no Resize): ppdet's collate cannot stack the images."""
-    config = write_user_config(tmp_path / "mine.yml", "quickstart/quickstart_tal.yml", dataset, extra="""
+# The quickstart's reader as it was (no Resize): ppdet's collate cannot stack images of different sizes.
+READER_WITHOUT_RESIZE = """
 TrainReader:
   sample_transforms:
     - Decode: {}
@@ -129,7 +128,12 @@ TrainReader:
     - Permute: {}
     - PadGT: {}
   batch_size: 4
-""")
+"""
+
+
+def test_reader_without_resize_fails_with_one_line_within_seconds(dataset, tmp_path):
+    config = write_user_config(tmp_path / "mine.yml", "quickstart/quickstart_tal.yml", dataset,
+                               extra=READER_WITHOUT_RESIZE)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     tic = time.time()
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "train.py"), "-c", config,
@@ -144,13 +148,7 @@ TrainReader:
 
 
 def test_data_loading_error_is_a_pipeline_error_in_process(dataset, tmp_path):
-    config = write_user_config(tmp_path / "mine.yml", "quickstart/quickstart_tal.yml", dataset, extra="""
-TrainReader:
-  sample_transforms:
-    - Decode: {}
-  batch_transforms:
-    - Permute: {}
-  batch_size: 4
-""")
+    config = write_user_config(tmp_path / "mine.yml", "quickstart/quickstart_tal.yml", dataset,
+                               extra=READER_WITHOUT_RESIZE)
     with pytest.raises(PipelineError, match="data loading failed in TrainReader"):
         train.train(config, [f"save_dir={tmp_path / 'out'}"])
