@@ -3,8 +3,10 @@ import os
 
 import paddle
 
+from ppassign.engine import export, predict
 
-def export_and_predict(pipeline, config, overrides, model, image_dir, tmp_path):
+
+def export_and_predict(config, overrides, model, image_dir, tmp_path):
     """Save `model`'s weights, export with them, predict the first image of `image_dir` both ways.
 
     Returns:
@@ -14,8 +16,8 @@ def export_and_predict(pipeline, config, overrides, model, image_dir, tmp_path):
 
     weights = str(tmp_path / "w")
     paddle.save(model.state_dict(), weights + ".pdparams")
-    model_dir = pipeline.export(config, overrides, weights=weights, output_dir=str(tmp_path / "out"))
+    model_dir = export.export(config, overrides, weights=weights, output_dir=str(tmp_path / "out"))
     image = cv2.cvtColor(cv2.imread(os.path.join(image_dir, sorted(os.listdir(image_dir))[0])), cv2.COLOR_BGR2RGB)
-    dygraph = pipeline.DygraphPredictor(config, overrides, weights=weights).predict(image)
-    exported = pipeline.ExportedPredictor(model_dir).predict(image)
+    dygraph = predict.DygraphPredictor(config, overrides, weights=weights).predict(image)
+    exported = predict.ExportedPredictor(model_dir).predict(image)
     return dygraph, exported

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppassign.engine import pipeline  # noqa: E402
+from ppassign.engine import common  # noqa: E402
 from ppassign.analysis import runner  # noqa: E402
 
 
@@ -32,6 +32,6 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     args = parse_args()
-    sys.exit(pipeline.main(runner.assignment_stats, config=args.config, overrides=args.opt,
-                           methods=args.methods.split(",") if args.methods else None, split=args.split,
-                           max_images=args.max_images, output_dir=args.output_dir))
+    sys.exit(common.main(runner.assignment_stats, config=args.config, overrides=args.opt,
+                         methods=args.methods.split(",") if args.methods else None, split=args.split,
+                         max_images=args.max_images, output_dir=args.output_dir))

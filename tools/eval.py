@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppassign.engine import pipeline  # noqa: E402
+from ppassign.engine import common, evaluate  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -17,4 +17,4 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     args = parse_args()
-    sys.exit(pipeline.main(pipeline.evaluate, config=args.config, overrides=args.opt))
+    sys.exit(common.main(evaluate.evaluate, config=args.config, overrides=args.opt))

@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppassign.engine import pipeline  # noqa: E402
+from ppassign.engine import common, export  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -20,4 +20,4 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     args = parse_args()
-    sys.exit(pipeline.main(pipeline.export, config=args.config, overrides=args.opt, output_dir=args.output_dir))
+    sys.exit(common.main(export.export, config=args.config, overrides=args.opt, output_dir=args.output_dir))

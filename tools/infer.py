@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppassign.engine import pipeline  # noqa: E402
+from ppassign.engine import common, predict  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -18,13 +18,13 @@ def parse_args(argv=None):
     parser.add_argument("--infer_img", default=None, help="one image")
     parser.add_argument("--infer_dir", default=None, help="a folder of images")
     parser.add_argument("--output_dir", default="output", help="where drawn images and detections.json go")
-    parser.add_argument("--draw_threshold", type=float, default=pipeline.DRAW_THRESHOLD,
+    parser.add_argument("--draw_threshold", type=float, default=predict.DRAW_THRESHOLD,
                         help="lowest score drawn and written")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse_args()
-    sys.exit(pipeline.main(pipeline.infer, config=args.config, overrides=args.opt, model_dir=args.model_dir,
-                           infer_img=args.infer_img, infer_dir=args.infer_dir, output_dir=args.output_dir,
-                           draw_threshold=args.draw_threshold))
+    sys.exit(common.main(predict.infer, config=args.config, overrides=args.opt, model_dir=args.model_dir,
+                         infer_img=args.infer_img, infer_dir=args.infer_dir, output_dir=args.output_dir,
+                         draw_threshold=args.draw_threshold))

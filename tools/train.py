@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppassign.engine import pipeline  # noqa: E402
+from ppassign.engine import common, train  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -27,7 +27,7 @@ def parse_args(argv=None):
 
 if __name__ == "__main__":
     args = parse_args()
-    sys.exit(pipeline.main(pipeline.train, config=args.config, overrides=args.opt, eval=args.eval,
-                           resume=args.resume, amp=args.amp, use_vdl=args.use_vdl, vdl_log_dir=args.vdl_log_dir,
-                           output_dir=args.output_dir, override_ppdet_assigners=args.override_ppdet_assigners,
-                           seed=args.seed))
+    sys.exit(common.main(train.train, config=args.config, overrides=args.opt, eval=args.eval,
+                         resume=args.resume, amp=args.amp, use_vdl=args.use_vdl, vdl_log_dir=args.vdl_log_dir,
+                         output_dir=args.output_dir, override_ppdet_assigners=args.override_ppdet_assigners,
+                         seed=args.seed))

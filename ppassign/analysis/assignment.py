@@ -129,12 +129,22 @@ def _gt_tensors(boxes, labels):
             paddle.ones([1, n, 1], "float32"))
 
 
-def _mask_positive(outputs, n, num_locations):
-    """The [n, L] 0/1 mask_positive of an assigner's outputs (ppdet 2.6 returns it as the 4th value)."""
-    if len(outputs) < 4:
-        raise ValueError("the assigner returned no mask_positive (construct ppassign's with "
-                         "return_mask_positive=True)")
-    return outputs[3].numpy().reshape(n, num_locations).astype(np.float32)
+def _mask_positive(outputs, boxes, labels, bg_index):
+    """The [n, L] 0/1 mask_positive of an assigner's outputs for one image's `boxes` [n, 4] / `labels` [n].
+
+    paddledet 2.6 (and ppassign's with return_mask_positive=True) return it as the 4th value. PaddleDetection
+    2.7+ returns 3 values; then a location is positive for the object whose box and label it was assigned (the
+    assigned box is gathered from the object boxes, so it equals one exactly; of identical objects, the first).
+    """
+    num_locations = outputs[0].shape[-1]
+    if len(outputs) >= 4:
+        return outputs[3].numpy().reshape(len(boxes), num_locations).astype(np.float32)
+    assigned_labels = outputs[0].numpy().reshape(num_locations)
+    assigned_boxes = outputs[1].numpy().reshape(num_locations, 4)
+    same = (assigned_boxes[None] == np.asarray(boxes, np.float32)[:, None]).all(-1) \
+        & (assigned_labels[None] == np.asarray(labels)[:, None])                                    # [n, L]
+    first = same & (np.cumsum(same, axis=0) == 1)
+    return (first & (assigned_labels != bg_index)[None]).astype(np.float32)
 
 
 def atss_map(assigner, grid, boxes, labels, num_classes, cell_scale=GRID_CELL_SCALE, method="atss"):
@@ -154,7 +164,7 @@ def atss_map(assigner, grid, boxes, labels, num_classes, cell_scale=GRID_CELL_SC
     gt_boxes, gt_labels, pad = _gt_tensors(boxes, labels)
     outputs = assigner(paddle.to_tensor(grid.anchors(cell_scale)), grid.counts, gt_labels, gt_boxes, pad,
                        bg_index=num_classes)
-    return AssignmentMap(method, grid, boxes, labels, _mask_positive(outputs, len(boxes), num_locations))
+    return AssignmentMap(method, grid, boxes, labels, _mask_positive(outputs, boxes, labels, num_classes))
 
 
 def task_aligned_map(assigner, grid, boxes, labels, pred_scores, pred_boxes, method="tal"):
@@ -178,7 +188,7 @@ def task_aligned_map(assigner, grid, boxes, labels, pred_scores, pred_boxes, met
     outputs = assigner(paddle.to_tensor(np.asarray(pred_scores, np.float32)[None]),
                        paddle.to_tensor(np.asarray(pred_boxes, np.float32)[None]), paddle.to_tensor(grid.points),
                        grid.counts, gt_labels, gt_boxes, pad, bg_index=num_classes)
-    return AssignmentMap(method, grid, boxes, labels, _mask_positive(outputs, len(boxes), num_locations))
+    return AssignmentMap(method, grid, boxes, labels, _mask_positive(outputs, boxes, labels, num_classes))
 
 
 def fcos_map(target_op, grid, boxes, labels, num_classes):

@@ -15,7 +15,9 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ..engine import pipeline
+from ..engine.common import PipelineError, load_weights_strict
+from ..engine.config import build_model, load_config
+from ..engine.predict import preprocess
 from ..heads import fcos_base
 from ..assigners import ATSSAssigner
 from ..heads.autoassign_head import AutoAssignHead
@@ -43,19 +45,19 @@ class AnalysisModel:
     """
 
     def __init__(self, config, overrides=()):
-        self.cfg = pipeline.load_config(config, overrides)
+        self.cfg = load_config(config, overrides)
         paddle.set_device("cpu")
-        self.model = pipeline.build_model(self.cfg)
+        self.model = build_model(self.cfg)
         weights = self.cfg.get("weights") if any(o.strip().startswith("weights=") for o in overrides) else None
         if weights:
-            pipeline.load_weights_strict(self.model, weights)
+            load_weights_strict(self.model, weights)
         self.trained = bool(weights)
         self.model.eval()
         self.head = _find_head(self.model)
         self.head_name = _head_kind(self.head)
         if self.head_name is None:
-            raise pipeline.PipelineError(f"{config}: head {type(self.head).__name__} is not supported by the "
-                                         f"assignment analysis (supported: {', '.join(METHODS_BY_HEAD)})")
+            raise PipelineError(f"{config}: head {type(self.head).__name__} is not supported by the "
+                                f"assignment analysis (supported: {', '.join(METHODS_BY_HEAD)})")
         self.methods = METHODS_BY_HEAD[self.head_name]
         self.num_classes = int(self.head.num_classes)
         reader = self.cfg.get("EvalReader") or self.cfg.get("TestReader")
@@ -80,7 +82,7 @@ class AnalysisModel:
         Returns:
             inputs (dict of Tensors: image [1, 3, H', W'], im_shape, scale_factor), boxes [n, 4] in input pixels.
         """
-        inputs = pipeline.preprocess(image_rgb, self.transforms)
+        inputs = preprocess(image_rgb, self.transforms)
         image = inputs["image"]
         stride = max(self.strides)
         height, width = image.shape[2:]
@@ -135,7 +137,7 @@ class AnalysisModel:
         for item in self.cfg.get("TrainReader", {}).get("batch_transforms", []) or []:
             if isinstance(item, dict) and "Gt2FCOSTarget" in item:
                 return Gt2FCOSTarget(**(item["Gt2FCOSTarget"] or {}))
-        raise pipeline.PipelineError("an FCOSHead config needs Gt2FCOSTarget in TrainReader.batch_transforms")
+        raise PipelineError("an FCOSHead config needs Gt2FCOSTarget in TrainReader.batch_transforms")
 
     def _ppyoloe_maps(self, feats, boxes, labels, methods):
         head = self.head
@@ -181,7 +183,7 @@ def _find_head(model):
         head = getattr(model, name, None)
         if head is not None:
             return head
-    raise pipeline.PipelineError(f"cannot find the detection head of {type(model).__name__}")
+    raise PipelineError(f"cannot find the detection head of {type(model).__name__}")
 
 
 def _grid_of(feats, strides, offset):

@@ -9,7 +9,7 @@ import os
 import cv2
 import numpy as np
 
-from ..engine import pipeline
+from ..engine.common import PipelineError
 from . import drawing, models, stats
 
 # Grey level of the canvas when a boxes file names no image.
@@ -21,24 +21,24 @@ def load_boxes_file(path):
     """Read a boxes JSON: {"image_size": [H, W] (or "image": path), "boxes": [[x1, y1, x2, y2], ...],
     "labels": [0-based class per box]}. Returns (image_rgb [H, W, 3] uint8, boxes [n, 4], labels [n])."""
     if not os.path.isfile(path):
-        raise pipeline.PipelineError(f"boxes file not found: {path}")
+        raise PipelineError(f"boxes file not found: {path}")
     try:
         with open(path, encoding="utf-8") as f:
             spec = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-        raise pipeline.PipelineError(f"boxes file {path} is not valid JSON: {e}") from None
+        raise PipelineError(f"boxes file {path} is not valid JSON: {e}") from None
     if not isinstance(spec, dict) or "boxes" not in spec or "labels" not in spec:
-        raise pipeline.PipelineError(f"boxes file {path} must hold an object with 'boxes' and 'labels'")
+        raise PipelineError(f"boxes file {path} must hold an object with 'boxes' and 'labels'")
     if spec.get("image"):
         image_path = os.path.join(os.path.dirname(os.path.abspath(path)), spec["image"])
         image = _read_rgb(image_path)
     elif "image_size" in spec:
         size = spec["image_size"]
         if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
-            raise pipeline.PipelineError(f"boxes file {path}: image_size must be [H, W] positive ints, got {size}")
+            raise PipelineError(f"boxes file {path}: image_size must be [H, W] positive ints, got {size}")
         image = np.full([size[0], size[1], 3], BLANK_GREY, np.uint8)
     else:
-        raise pipeline.PipelineError(f"boxes file {path} needs 'image' (a path) or 'image_size' [H, W]")
+        raise PipelineError(f"boxes file {path} needs 'image' (a path) or 'image_size' [H, W]")
     boxes = np.asarray(spec["boxes"], np.float32).reshape(-1, 4) if spec["boxes"] else np.zeros([0, 4], np.float32)
     return image, boxes, np.asarray(spec["labels"], np.int64).reshape(-1)
 
@@ -46,17 +46,17 @@ def load_boxes_file(path):
 def _read_rgb(path):
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
-        raise pipeline.PipelineError(f"cannot read image {path}")
+        raise PipelineError(f"cannot read image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def dataset_records(cfg, split):
     """The roidb records of the config's train/eval dataset (ppdet dicts with im_file, gt_bbox, gt_class)."""
     if split not in SPLITS:
-        raise pipeline.PipelineError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise PipelineError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     dataset = cfg.get(SPLITS[split])
     if dataset is None:
-        raise pipeline.PipelineError(f"the config has no {SPLITS[split]}")
+        raise PipelineError(f"the config has no {SPLITS[split]}")
     # ppdet keeps only the fields named in data_fields (eval splits name 'image' only): ask for the boxes too.
     dataset.data_fields = list(dict.fromkeys(list(dataset.data_fields) + ["gt_bbox", "gt_class"]))
     dataset.check_or_download_dataset()
@@ -97,7 +97,7 @@ def visualize(config, overrides=(), methods=None, boxes_file=None, split="eval",
     else:
         records = dataset_records(model.cfg, split)
         if not 0 <= image_index < len(records):
-            raise pipeline.PipelineError(f"image_index must be in [0, {len(records)}), got {image_index}")
+            raise PipelineError(f"image_index must be in [0, {len(records)}), got {image_index}")
         image = _read_rgb(records[image_index]["im_file"])
         boxes, labels = _record_objects(records[image_index])
         stem = f"{split}_{image_index}"
@@ -105,7 +105,7 @@ def visualize(config, overrides=(), methods=None, boxes_file=None, split="eval",
     try:
         maps = model.assignment_maps(inputs, boxes_in, labels, methods)
     except ValueError as e:
-        raise pipeline.PipelineError(str(e)) from None
+        raise PipelineError(str(e)) from None
     os.makedirs(output_dir, exist_ok=True)
     shown = _input_image(inputs)
     state = "trained weights" if model.trained else "random init"
@@ -127,7 +127,7 @@ def _checked_methods(model, methods):
     try:
         return model.check_methods(methods)
     except ValueError as e:
-        raise pipeline.PipelineError(str(e)) from None
+        raise PipelineError(str(e)) from None
 
 
 def _class_names(cfg):
@@ -156,7 +156,7 @@ def assignment_stats(config, overrides=(), methods=None, split="train", max_imag
     """
     configs = [config] if isinstance(config, str) else list(config)
     if max_images is not None and max_images < 1:
-        raise pipeline.PipelineError(f"max_images must be >= 1, got {max_images}")
+        raise PipelineError(f"max_images must be >= 1, got {max_images}")
     acc, notes, shown = None, [], []
     for path in configs:
         model = models.AnalysisModel(path, overrides)
@@ -167,10 +167,14 @@ def assignment_stats(config, overrides=(), methods=None, split="train", max_imag
         if acc is None:
             acc = stats.StatsAccumulator(model.strides)
         elif acc.level_strides != model.strides:
-            raise pipeline.PipelineError(f"{path}: FPN strides {model.strides} differ from "
-                                         f"{acc.level_strides} of the configs before it")
+            raise PipelineError(f"{path}: FPN strides {model.strides} differ from "
+                                f"{acc.level_strides} of the configs before it")
         records = dataset_records(model.cfg, split)[:max_images]
-        for record in records:
+        every = max(1, len(records) // 10)
+        for index, record in enumerate(records):
+            if index % every == 0:
+                print(f"ppassign: {os.path.basename(path)}: image {index + 1}/{len(records)} ({', '.join(chosen)})",
+                      flush=True)
             boxes, labels = _record_objects(record)
             if len(boxes) == 0:
                 continue
@@ -182,8 +186,8 @@ def assignment_stats(config, overrides=(), methods=None, split="train", max_imag
                      f"{split} split, {len(records)} images): {', '.join(chosen)}")
     missing = [m for m in (methods or ()) if m not in shown]
     if missing or acc is None:
-        raise pipeline.PipelineError(f"method {(missing or ['?'])[0]!r} is not supported by the head of any "
-                                     f"given config")
+        raise PipelineError(f"method {(missing or ['?'])[0]!r} is not supported by the head of any "
+                            f"given config")
     hard = [m for m in shown if m not in ("autoassign", "dw")]
     note = ("Configs: " + "; ".join(notes) + ". Boxes in network-input pixels. Hard assigners: positives "
             "counted; AutoAssign / DW: effective number (sum w)^2 / sum w^2 of the positive weights. tal / "

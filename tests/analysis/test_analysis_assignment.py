@@ -48,6 +48,15 @@ def test_ppassign_and_ppdet_atss_maps_agree():
     assert (ours.positive.sum(0) <= 1).all()  # one object per location
 
 
+def test_map_from_three_outputs_equals_the_mask_positive_output():
+    """PaddleDetection 2.7+ assigners return no mask_positive: it is rebuilt from the assigned boxes/labels."""
+    grid = A.make_grid(128, 128, [8, 16, 32])
+    four = A.atss_map(ATSSAssigner(topk=9, num_classes=2, return_mask_positive=True), grid, BOXES, LABELS, 2)
+    three = A.atss_map(ATSSAssigner(topk=9, num_classes=2, return_mask_positive=False), grid, BOXES, LABELS, 2)
+    np.testing.assert_array_equal(three.positive, four.positive)
+    assert four.positive.sum() > 0
+
+
 def test_task_aligned_proxy_map_keeps_topk_inside_boxes():
     grid = A.make_grid(128, 128, [8, 16, 32])
     scores, boxes = A.proxy_predictions(grid, 2)

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 import ppassign  # noqa: F401
-from ppassign.engine import pipeline
+from ppassign.engine.common import PipelineError
+from ppassign.engine.config import load_config
 from ppassign.analysis import compare, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -55,16 +56,16 @@ def test_vis_assign_from_trained_weights(tmp_path):
     paths = runner.visualize(DW, tiny(tmp_path / "data") + [f"weights={tmp_path / 'w'}"], split="train",
                              output_dir=str(tmp_path / "vis"))
     assert [os.path.basename(p) for p in paths] == ["train_0_dw.png"]
-    with pytest.raises(pipeline.PipelineError, match="supports dw"):
+    with pytest.raises(PipelineError, match="supports dw"):
         runner.visualize(DW, tiny(tmp_path / "data"), methods=["atss"], output_dir=str(tmp_path / "vis"))
 
 
 def test_boxes_file_errors_name_the_problem(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"boxes": [[0, 0, 4, 4]], "labels": [0]}))
-    with pytest.raises(pipeline.PipelineError, match="image_size"):
+    with pytest.raises(PipelineError, match="image_size"):
         runner.load_boxes_file(str(bad))
-    with pytest.raises(pipeline.PipelineError, match="not found"):
+    with pytest.raises(PipelineError, match="not found"):
         runner.load_boxes_file(str(tmp_path / "missing.json"))
 
 
@@ -85,7 +86,7 @@ def test_assign_stats_puts_several_configs_in_one_table(tmp_path):
                                       max_images=2, output_dir=str(tmp_path / "stats"))
     assert sorted(summary) == ["atss", "dw"]
     assert summary["atss"]["all"]["objects"] == summary["dw"]["all"]["objects"] > 0
-    with pytest.raises(pipeline.PipelineError, match="'autoassign' is not supported"):
+    with pytest.raises(PipelineError, match="'autoassign' is not supported"):
         runner.assignment_stats([PPYOLOE, DW], tiny(tmp_path / "data"), methods=["atss", "autoassign"],
                                 max_images=1, output_dir=str(tmp_path / "stats"))
 
@@ -150,7 +151,7 @@ def test_compare_configs_share_backbone_neck_optimizer_and_data():
     shared = ("CSPResNet", "FPN", "OptimizerBuilder", "depth_mult", "width_mult", "epoch", "EvalReader")
     seen = {}
     for name, (filename, _) in compare.METHODS.items():
-        cfg = pipeline.load_config(os.path.join(compare.CONFIG_DIR, filename))
+        cfg = load_config(os.path.join(compare.CONFIG_DIR, filename))
         assert cfg.get(cfg.architecture)["backbone"] == "CSPResNet"
         assert cfg.get(cfg.architecture)["neck"] == "FPN"
         values = {key: repr(cfg[key]) for key in shared}

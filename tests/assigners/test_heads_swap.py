@@ -196,7 +196,9 @@ def test_batch_without_ground_truth_trains_a_step(family, num_max_boxes):
 
 # ------------------------------------------------------------------------------------ compat shims
 def test_tood_grid_sample_shim_is_installed():
-    assert TOODHead._reg_grid_sample is compat._tood_reg_grid_sample
+    # installed where the ppdet's own fails on Paddle 3 (paddledet 2.6.0; v2.7.0 and develop work): tests/compat
+    from ppassign.compat.ppdet_heads import tood_grid_sample_fails
+    assert not tood_grid_sample_fails(TOODHead._reg_grid_sample)
 
 
 def test_tood_grid_sample_reads_x_from_width_and_y_from_height():

@@ -1,6 +1,6 @@
 """The shipped PP-YOLOE+, PicoDet and TOOD configs: PaddleDetection's settings with ppassign's assigners.
 
-Configs are loaded the way tools/train.py loads them (ppassign.engine.pipeline.load_config, ``-o`` overrides).
+Configs are loaded the way tools/train.py loads them (ppassign.engine.config.load_config, ``-o`` overrides).
 """
 import os
 
@@ -8,7 +8,7 @@ import pytest
 from ppdet.core.workspace import create
 
 import ppassign
-from ppassign.engine import pipeline
+from ppassign.engine.config import load_config
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
 COCO = {
@@ -42,7 +42,7 @@ ASSIGNER = {"name": "PPAssignTaskAlignedAssigner", "topk": 13, "alpha": 1.0, "be
 
 @pytest.mark.parametrize("family", sorted(COCO))
 def test_coco_config_has_paddledetection_settings_and_our_assigners(family):
-    cfg = pipeline.load_config(COCO[family])
+    cfg = load_config(COCO[family])
     expect = PADDLEDET_SETTINGS[family]
     head = cfg[HEAD_SECTION[family]]
     assert head["static_assigner_epoch"] == expect["static_assigner_epoch"]
@@ -65,20 +65,20 @@ def _paths(dataset):
 
 @pytest.mark.parametrize("family", sorted(COCO))
 def test_coco_config_reads_the_usual_coco_layout(family):
-    cfg = pipeline.load_config(COCO[family])
+    cfg = load_config(COCO[family])
     assert _paths(cfg.TrainDataset) == ("dataset/coco", "train2017", "annotations/instances_train2017.json")
     assert _paths(cfg.EvalDataset) == ("dataset/coco", "val2017", "annotations/instances_val2017.json")
 
 
 @pytest.mark.parametrize("family", sorted(COCO))
 def test_pretrain_weights_can_be_switched_off_from_the_command_line(family):
-    cfg = pipeline.load_config(COCO[family], overrides=["pretrain_weights="])
+    cfg = load_config(COCO[family], overrides=["pretrain_weights="])
     assert cfg.get("pretrain_weights") is None
 
 
 @pytest.mark.parametrize("family", sorted(COCO))
 def test_coco_config_builds_the_model_with_ppassign_assigners(family):
-    cfg = pipeline.load_config(COCO[family])
+    cfg = load_config(COCO[family])
     model = create(cfg.architecture)
     head = getattr(model, "yolo_head", None) or model.head
     assert type(head).__name__ == HEAD_SECTION[family]
@@ -89,9 +89,9 @@ def test_coco_config_builds_the_model_with_ppassign_assigners(family):
 
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_tiny_config_keeps_the_recipe_on_the_synthetic_dataset(family):
-    coco = pipeline.load_config(COCO[family])
+    coco = load_config(COCO[family])
     coco_head = {k: dict(coco[HEAD_SECTION[family]][k]) for k in ("static_assigner", "assigner")}
-    tiny = pipeline.load_config(TINY[family])
+    tiny = load_config(TINY[family])
     tiny_head = {k: dict(tiny[HEAD_SECTION[family]][k]) for k in ("static_assigner", "assigner")}
     assert tiny_head == coco_head
     assert type(tiny.TrainDataset).__name__ == "SyntheticCOCODataSet"

@@ -492,17 +492,17 @@ def test_short_training_reduces_loss_and_raises_map(tmp_path):
 def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     """tools/export_model.py's library call on the synthetic config with a dynamic image size (as the COCO
     config exports), then Paddle Inference vs dygraph."""
-    from ppassign.engine import pipeline
+    from ppassign.engine.config import build_model, load_config
     from ppassign.data.synthetic import make_synthetic_coco
     image_dir, anno = make_synthetic_coco(tmp_path / "data", "val", num_images=1, image_size=128, seed=0)
     overrides = ["TestReader.inputs_def.image_shape=[3,-1,-1]", f"TestDataset.anno_path={anno}", f"EvalDataset.dataset_dir={tmp_path / 'data'}",
                  "EvalDataset.num_images=1", "EvalDataset.image_size=128"]
-    cfg = pipeline.load_config(CONFIG, overrides)
+    cfg = load_config(CONFIG, overrides)
     paddle.seed(0)
-    model = pipeline.build_model(cfg)
+    model = build_model(cfg)
     # untrained scores sit below NMS's score threshold: lift P(cls | obj) to 0.5 so that boxes come out
     model.fcos_head.cls_conv.bias.set_value(paddle.zeros_like(model.fcos_head.cls_conv.bias))
-    dygraph, exported = export_and_predict(pipeline, CONFIG, overrides, model, image_dir, tmp_path)
+    dygraph, exported = export_and_predict(CONFIG, overrides, model, image_dir, tmp_path)
     assert len(dygraph) > 10
     np.testing.assert_allclose(exported, dygraph, rtol=1e-4, atol=1e-3)
 

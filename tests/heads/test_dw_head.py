@@ -558,18 +558,18 @@ def test_short_training_raises_map_above_untrained():
 
 def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
     """tools/export_model.py's library call on the synthetic config (refinement on), Paddle Inference vs dygraph."""
-    from ppassign.engine import pipeline
+    from ppassign.engine.config import build_model, load_config
     from ppassign.data.synthetic import make_synthetic_coco
     config = os.path.join(CONFIG_DIR, "dw_synthetic.yml")
     image_dir, anno = make_synthetic_coco(tmp_path / "data", "val", num_images=1, image_size=128, seed=0)
     overrides = [f"TestDataset.anno_path={anno}", f"EvalDataset.dataset_dir={tmp_path / 'data'}",
                  "EvalDataset.num_images=1", "EvalDataset.image_size=128"]
-    cfg = pipeline.load_config(config, overrides)
+    cfg = load_config(config, overrides)
     paddle.seed(0)
-    model = pipeline.build_model(cfg)
+    model = build_model(cfg)
     # untrained scores (0.02 * 0.5) sit below NMS's score threshold: lift the class prior so boxes come out
     model.fcos_head.conv_cls.bias.set_value(paddle.full_like(model.fcos_head.conv_cls.bias, 2.0))
-    dygraph, exported = export_and_predict(pipeline, config, overrides, model, image_dir, tmp_path)
+    dygraph, exported = export_and_predict(config, overrides, model, image_dir, tmp_path)
     assert len(dygraph) > 10
     np.testing.assert_allclose(exported, dygraph, rtol=1e-4, atol=1e-3)
 

@@ -1,4 +1,4 @@
-"""tools/ and ppassign.engine.pipeline end to end on a tiny generated dataset: train -> eval -> export -> infer."""
+"""tools/ and ppassign.engine end to end on a tiny generated dataset: train -> eval -> export -> infer."""
 import json
 import os
 import subprocess
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import ppassign  # noqa: F401
-from ppassign.engine import pipeline
+from ppassign.engine import config, evaluate, export, predict
+from ppassign.engine.common import PipelineError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs", "quickstart", "quickstart_tal.yml")
@@ -51,7 +52,7 @@ def test_train_writes_weights_and_prints_final_coco_metrics(trained):
 
 def test_eval_returns_coco_metrics(trained):
     work, overrides, weights, _ = trained
-    metrics = pipeline.evaluate(CONFIG, overrides + [f"weights={weights}"])
+    metrics = evaluate.evaluate(CONFIG, overrides + [f"weights={weights}"])
     assert set(metrics) >= {"mAP", "AP50", "AP75", "stats"}
     assert len(metrics["stats"]) == 12
     assert 0.0 <= metrics["mAP"] <= metrics["AP50"] <= 1.0
@@ -59,14 +60,14 @@ def test_eval_returns_coco_metrics(trained):
 
 def test_export_then_inference_matches_dygraph(trained):
     work, overrides, weights, _ = trained
-    model_dir = pipeline.export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
+    model_dir = export.export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
     files = set(os.listdir(model_dir))
     assert "model.pdiparams" in files and "infer_cfg.yml" in files
     assert files & {"model.json", "model.pdmodel"}
-    image_dir, _ = pipeline.load_config(CONFIG, overrides)["EvalDataset"].generate()
-    image = pipeline._read_image(os.path.join(image_dir, "000000.png"))
-    exported = pipeline.ExportedPredictor(model_dir).predict(image)
-    dygraph = pipeline.DygraphPredictor(CONFIG, overrides + [f"weights={weights}"]).predict(image)
+    image_dir, _ = config.load_config(CONFIG, overrides)["EvalDataset"].generate()
+    image = predict.read_image(os.path.join(image_dir, "000000.png"))
+    exported = predict.ExportedPredictor(model_dir).predict(image)
+    dygraph = predict.DygraphPredictor(CONFIG, overrides + [f"weights={weights}"]).predict(image)
     assert exported.ndim == 2 and exported.shape[1] == 6 and len(exported) > 0
     assert exported.shape == dygraph.shape
     np.testing.assert_allclose(exported, dygraph, atol=1e-4, rtol=1e-4)
@@ -76,14 +77,14 @@ def test_infer_from_weights_and_from_exported_model_write_images_and_json(traine
     work, overrides, weights, _ = trained
     model_dir = os.path.join(work, "inference", "quickstart_tal")
     if not os.path.isdir(model_dir):
-        pipeline.export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
+        export.export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
     image = os.path.join(work, "dataset", "images", "val", "000001.png")
     out1 = work / "infer_weights"
     proc = run_tool("infer.py", "-c", CONFIG, "--infer_img", image, "--output_dir", str(out1),
                     "--draw_threshold", "0.0", "-o", *overrides, f"weights={weights}", cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out2 = work / "infer_exported"
-    pipeline.infer(model_dir=model_dir, infer_dir=os.path.dirname(image), output_dir=str(out2), draw_threshold=0.0)
+    predict.infer(model_dir=model_dir, infer_dir=os.path.dirname(image), output_dir=str(out2), draw_threshold=0.0)
     for out, count in ((out1, 1), (out2, 4)):
         assert len([f for f in os.listdir(out) if f.endswith(".png")]) == count
         detections = json.load(open(out / "detections.json"))
@@ -103,49 +104,49 @@ def test_tool_error_is_one_line_without_stack_trace(tmp_path):
 def test_corrupt_config_is_reported(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("architecture: [unclosed\n  - x: :\n")
-    with pytest.raises(pipeline.PipelineError, match="not valid YAML"):
-        pipeline.load_config(str(bad))
+    with pytest.raises(PipelineError, match="not valid YAML"):
+        config.load_config(str(bad))
 
 
 def test_unknown_module_name_in_config_is_reported(tmp_path):
     bad = tmp_path / "unknown.yml"
     bad.write_text(f"_BASE_: ['{CONFIG}']\nPPYOLOEHead:\n  assigner:\n    name: NoSuchAssigner\n")
-    with pytest.raises(pipeline.PipelineError, match="unknown module name 'NoSuchAssigner'"):
-        pipeline.load_config(str(bad))
+    with pytest.raises(PipelineError, match="unknown module name 'NoSuchAssigner'"):
+        config.load_config(str(bad))
 
 
 def test_unknown_architecture_is_reported(tmp_path):
-    with pytest.raises(pipeline.PipelineError, match="unknown module name 'NoSuchArch'"):
-        pipeline.load_config(CONFIG, ["architecture=NoSuchArch"])
+    with pytest.raises(PipelineError, match="unknown module name 'NoSuchArch'"):
+        config.load_config(CONFIG, ["architecture=NoSuchArch"])
 
 
 def test_weights_that_do_not_match_the_config_are_reported(trained):
     _, overrides, weights, _ = trained
     wider = [o for o in overrides if not o.startswith("width_mult")] + ["width_mult=0.25"]
-    with pytest.raises(pipeline.PipelineError, match="do not match the config"):
-        pipeline.DygraphPredictor(CONFIG, wider + [f"weights={weights}"])
+    with pytest.raises(PipelineError, match="do not match the config"):
+        predict.DygraphPredictor(CONFIG, wider + [f"weights={weights}"])
 
 
 def test_missing_weights_file_is_reported(tmp_path):
-    with pytest.raises(pipeline.PipelineError, match="weights file not found"):
-        pipeline.evaluate(CONFIG, tiny_overrides(tmp_path) + [f"weights={tmp_path / 'nothing'}"])
+    with pytest.raises(PipelineError, match="weights file not found"):
+        evaluate.evaluate(CONFIG, tiny_overrides(tmp_path) + [f"weights={tmp_path / 'nothing'}"])
 
 
 def test_empty_image_folder_is_reported(tmp_path):
-    with pytest.raises(pipeline.PipelineError, match="no images"):
-        pipeline.infer(model_dir=str(tmp_path), infer_dir=str(tmp_path))
+    with pytest.raises(PipelineError, match="no images"):
+        predict.infer(model_dir=str(tmp_path), infer_dir=str(tmp_path))
 
 
 def test_override_without_equals_is_reported():
-    with pytest.raises(pipeline.PipelineError, match="key=value"):
-        pipeline.parse_overrides(["epoch"])
+    with pytest.raises(PipelineError, match="key=value"):
+        config.parse_overrides(["epoch"])
 
 
 def test_override_ppdet_assigners_switches_yaml_names():
     from ppdet.core.workspace import global_config
     from ppassign import registry
     try:
-        pipeline.load_config(CONFIG, override_ppdet_assigners=True)
+        config.load_config(CONFIG, override_ppdet_assigners=True)
         cls = global_config["ATSSAssigner"].pymodule.ATSSAssigner
         assert cls.__module__.startswith("ppassign")
     finally:
@@ -157,7 +158,7 @@ def test_override_ppdet_assigners_switches_yaml_names():
 def test_name_form_dataset_sections_become_dataset_objects(tmp_path):
     cfg_file = tmp_path / "named.yml"
     cfg_file.write_text(f"_BASE_: ['{CONFIG}']\nTestDataset:\n  name: ImageFolder\n  anno_path: x.json\n")
-    cfg = pipeline.load_config(str(cfg_file))
+    cfg = config.load_config(str(cfg_file))
     from ppdet.data.source.dataset import ImageFolder
     assert isinstance(cfg["TestDataset"], ImageFolder) and cfg["TestDataset"].anno_path == "x.json"
 
@@ -165,29 +166,29 @@ def test_name_form_dataset_sections_become_dataset_objects(tmp_path):
 def test_unknown_dataset_name_is_reported(tmp_path):
     cfg_file = tmp_path / "named.yml"
     cfg_file.write_text(f"_BASE_: ['{CONFIG}']\nTestDataset:\n  name: NoSuchDataSet\n")
-    with pytest.raises(pipeline.PipelineError, match="unknown module name 'NoSuchDataSet'"):
-        pipeline.load_config(str(cfg_file))
+    with pytest.raises(PipelineError, match="unknown module name 'NoSuchDataSet'"):
+        config.load_config(str(cfg_file))
 
 
 def test_second_config_in_one_process_starts_clean(tmp_path):
-    cfg = pipeline.load_config(CONFIG, ["epoch=3", "PPYOLOEHead.nms.score_threshold=0.2"])
+    cfg = config.load_config(CONFIG, ["epoch=3", "PPYOLOEHead.nms.score_threshold=0.2"])
     assert cfg.epoch == 3
     cfg_file = tmp_path / "named.yml"
     cfg_file.write_text(f"_BASE_: ['{CONFIG}']\nTestDataset:\n  name: ImageFolder\n")
-    cfg = pipeline.load_config(str(cfg_file))
+    cfg = config.load_config(str(cfg_file))
     assert cfg.epoch != 3 and cfg["PPYOLOEHead"]["nms"]["score_threshold"] != 0.2
     from ppdet.core.workspace import global_config
     assert hasattr(global_config["SyntheticCOCODataSet"], "pymodule")
 
 
 def test_dataset_fields_can_be_overridden():
-    cfg = pipeline.load_config(CONFIG, ["TrainDataset.num_images=3", "EvalDataset.split=holdout"])
+    cfg = config.load_config(CONFIG, ["TrainDataset.num_images=3", "EvalDataset.split=holdout"])
     assert cfg["TrainDataset"].num_images == 3 and cfg["EvalDataset"].split == "holdout"
 
 
 def test_preprocess_pads_to_stride_like_padbatch():
     image = np.zeros((50, 70, 3), np.uint8)
     reader = {"sample_transforms": [{"Decode": {}}, {"Permute": {}}], "batch_transforms": [{"PadBatch": {"pad_to_stride": 32}}]}
-    inputs = pipeline.preprocess(image, pipeline._test_transforms(reader))
+    inputs = predict.preprocess(image, predict.test_transforms(reader))
     assert inputs["image"].shape == (1, 3, 64, 96)
     assert inputs["im_shape"].tolist() == [[50, 70]]

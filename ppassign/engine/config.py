@@ -1,0 +1,216 @@
+"""Load a ppdet YAML config the way every tool does: ``_BASE_`` lists, ``-o key=value`` overrides, dataset
+sections, module names checked before anything is built."""
+import copy
+import os
+
+import yaml
+
+from .. import compat, registry
+from .common import PipelineError, first_line
+
+
+def parse_overrides(items):
+    """``["a.b=1", "c=[1, 2]"]`` -> ``[(["a", "b"], 1), (["c"], [1, 2])]`` (values parsed as YAML)."""
+    parsed = []
+    for item in items or ():
+        if "=" not in item:
+            raise PipelineError(f"-o override must look like key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            parsed.append((key.strip().split("."), yaml.safe_load(value)))
+        except yaml.YAMLError:
+            raise PipelineError(f"-o override {item!r}: value is not valid YAML") from None
+    return parsed
+
+
+def _set_path(cfg, keys, value):
+    """Set cfg[k0][k1]... = value; dataset objects (built by YAML tags) get attributes set instead."""
+    target = cfg
+    for i, key in enumerate(keys[:-1]):
+        if isinstance(target, dict):
+            has_default = getattr(target, "has_default", lambda k: False)(key)
+            child = target[key] if key in target or has_default else None
+            if isinstance(child, dict) and key not in target:  # a module's default dict: override a copy
+                child = target[key] = copy.deepcopy(child)
+        else:
+            child = getattr(target, key, None)
+        if child is None:
+            child = {}
+            if isinstance(target, dict):
+                target[key] = child
+            else:
+                raise PipelineError(f"-o {'.'.join(keys)}: {'.'.join(keys[:i + 1])} does not exist")
+        target = child
+    if isinstance(target, dict):
+        target[keys[-1]] = value
+    else:
+        setattr(target, keys[-1], value)
+
+
+_MODULE_SCHEMAS = {}
+
+
+def _reset_workspace():
+    """Forget a previously loaded config; ppdet keeps one global config, where registered modules stay.
+
+    A config's dataset objects replace ppdet's registered ``TrainDataset``/``EvalDataset``/... entries; those
+    are restored from the copy kept here, and every module's YAML settings are cleared.
+    """
+    from ppdet.core.workspace import global_config
+    for key, schema in _MODULE_SCHEMAS.items():
+        if not hasattr(global_config.get(key), "pymodule"):
+            global_config[key] = schema
+    for key in list(global_config):
+        value = global_config[key]
+        if hasattr(value, "pymodule"):
+            _MODULE_SCHEMAS[key] = value
+            dict.clear(value)
+        else:
+            del global_config[key]
+
+
+def load_config(path, overrides=(), override_ppdet_assigners=False):
+    """Load a ppdet YAML config (with ``_BASE_``), apply ``-o`` overrides, return ppdet's global config.
+
+    Raises PipelineError for a missing/unreadable/invalid file, an unknown ``!Tag`` or a missing architecture.
+    """
+    from ppdet.core.workspace import load_config as ppdet_load_config
+    if not path:
+        raise PipelineError("no config given: pass -c <config.yml>")
+    if not os.path.isfile(path):
+        raise PipelineError(f"config file not found: {path}")
+    if os.path.splitext(path)[1] not in (".yml", ".yaml"):
+        raise PipelineError(f"config must be a .yml/.yaml file, got {path}")
+    if override_ppdet_assigners:
+        registry.use_ppassign_for_ppdet_names()
+    _reset_workspace()
+    try:
+        cfg = ppdet_load_config(path)
+    except yaml.constructor.ConstructorError as e:
+        raise PipelineError(f"config {path}: unknown module name ({first_line(e.problem)})") from None
+    except yaml.YAMLError as e:
+        raise PipelineError(f"config {path} is not valid YAML: {first_line(e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PipelineError(f"config {path} cannot be read: {first_line(e)}") from None
+    except Exception as e:  # ppdet asserts/raises on bad _BASE_ entries, non-dict documents, ...
+        raise PipelineError(f"config {path} is invalid: {type(e).__name__}: {first_line(e)}") from None
+    for keys, value in parse_overrides(overrides):
+        _set_path(cfg, keys, value)
+    _build_named_datasets(cfg, path)
+    arch = cfg.get("architecture")
+    if not arch:
+        raise PipelineError(f"config {path} has no 'architecture' key (the model to build)")
+    _check_module_names(cfg, path)
+    compat.apply()
+    return cfg
+
+
+def _build_named_datasets(cfg, path):
+    """Turn ``XxxDataset: {name: COCODataSet, ...}`` sections into dataset objects.
+
+    ppdet accepts this form (through its CommonDataset wrappers) besides the ``!COCODataSet`` tag form; making
+    objects of both lets the pipeline treat datasets alike (``-o`` overrides, ``get_anno`` for label names)
+    and reports an unknown dataset name before anything is built.
+    """
+    from ppdet.core.config.schema import SchemaDict
+    from ppdet.core.workspace import global_config
+    for key in [k for k in cfg if k.endswith("Dataset")]:
+        section = cfg[key]
+        if not isinstance(section, dict) or "name" not in section:
+            continue  # a dataset object built by a YAML tag (!COCODataSet), or no such section
+        name = section["name"]
+        if not isinstance(global_config.get(name), SchemaDict):
+            raise PipelineError(f"config {path}: unknown module name {name!r} ({key})")
+        kwargs = {k: v for k, v in dict(section).items() if k != "name"}
+        try:
+            cfg[key] = getattr(global_config[name].pymodule, name)(**kwargs)
+        except TypeError as e:
+            raise PipelineError(f"config {path}: {key} ({name}): {first_line(e)}") from None
+
+
+def _check_module_names(cfg, path):
+    """Raise PipelineError naming the first module the config asks for that ppdet does not know."""
+    from ppdet.core.config.schema import SchemaDict
+    from ppdet.core.workspace import global_config
+
+    def known(name):
+        return isinstance(global_config.get(name), SchemaDict)
+
+    arch = cfg["architecture"]
+    if not known(arch):
+        raise PipelineError(f"config {path}: unknown module name {arch!r} (architecture)")
+    seen = set()
+
+    def module_keys(schema):
+        """Keys that name sub-modules: injected ones, and those whose default names a registered module."""
+        keys = set(getattr(schema, "inject", None) or ())
+        for key, value in schema.schema.items():
+            default = value.default if value.has_default() else None
+            if isinstance(default, str) and known(default):
+                keys.add(key)
+        return keys
+
+    def visit(name):
+        if name in seen:
+            return
+        seen.add(name)
+        schema = global_config[name]
+        for key in module_keys(schema):
+            try:
+                value = schema[key]
+            except KeyError:
+                continue
+            child = value.get("name") if isinstance(value, dict) else value
+            if child is None or not isinstance(child, str):
+                continue
+            if not known(child):
+                raise PipelineError(f"config {path}: unknown module name {child!r} ({name}.{key})")
+            visit(child)
+
+    visit(arch)
+
+
+def build_model(cfg):
+    """create(cfg.architecture), with config mistakes turned into PipelineError."""
+    from ppdet.core.workspace import create
+    try:
+        return create(cfg.architecture)
+    except (ValueError, KeyError, TypeError, AssertionError) as e:
+        raise PipelineError(f"cannot build {cfg.architecture} from the config: {type(e).__name__}: "
+                            f"{first_line(e)}") from None
+
+
+def sync_test_categories(cfg):
+    """Make TestDataset (label names for export/infer) read the evaluation annotations when it has none.
+
+    A config without TestDataset gets an ImageFolder; one whose annotation file does not exist points at
+    EvalDataset's (the synthetic dataset writes it on demand).
+    """
+    from ppdet.data.source.dataset import ImageFolder
+    test, evalset = cfg.get("TestDataset"), cfg.get("EvalDataset")
+    if test is None:
+        test = cfg["TestDataset"] = ImageFolder()
+    current = test.get_anno() if hasattr(test, "get_anno") else None
+    if (current and os.path.isfile(current)) or evalset is None or not hasattr(evalset, "get_anno"):
+        return
+    anno = evalset.get_anno()
+    if anno and os.path.isfile(anno):
+        test.dataset_dir, test.anno_path = "", os.path.abspath(anno)
+
+
+# infer_cfg.yml key (beside ppdet's label_list) under which export writes the dataset's category ids.
+CATEGORY_IDS_KEY = "category_ids"
+
+
+def categories(cfg):
+    """(category ids, names) of the model's classes in class-index order, from TestDataset's annotations.
+
+    ppdet maps a COCO file's category ids, sorted, to class indices 0..C-1 (``get_categories``); without an
+    annotation file it uses COCO's 80 classes.
+    """
+    from ppdet.data.source.category import get_categories
+    test = cfg.get("TestDataset")
+    anno = test.get_anno() if test is not None and hasattr(test, "get_anno") else None
+    clsid2catid, catid2name = get_categories(cfg.metric, anno)
+    ids = [int(clsid2catid[i]) for i in sorted(clsid2catid)]
+    return ids, [str(catid2name[i]) for i in ids]

@@ -1,0 +1,62 @@
+"""Train any ppdet config (ppdet's Trainer), optionally evaluating at each snapshot."""
+import importlib.util
+import os
+import time
+
+import paddle
+
+from .. import compat
+from .common import (MetricRecorder, PipelineError, check_eval_dataset, coco_summary, data_errors_as_pipeline_errors,
+                     format_summary, logger, make_trainer, select_device, set_output_eval, weights_file)
+from .config import load_config
+
+
+def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=False, vdl_log_dir=None,
+          output_dir=None, override_ppdet_assigners=False, seed=None):
+    """Train the config's model (ppdet Trainer); with `eval`, evaluate at each snapshot and at the end.
+
+    Runs unchanged under ``python -m paddle.distributed.launch --nproc_per_node N``. `seed` (or the config's
+    ``seed`` key) seeds Paddle, numpy and random (plus the rank, so that ranks draw different augmentations).
+    Returns {'weights': final weights path, 'metrics': last COCO summary or None, 'seconds': wall time}.
+    """
+    from ppdet.engine import init_parallel_env, set_random_seed
+    cfg = load_config(config, overrides, override_ppdet_assigners)
+    select_device(cfg)
+    if amp and not cfg["use_gpu"]:
+        logger.warning("ppassign: --amp needs a GPU; training in float32 on the CPU")
+    cfg["amp"] = bool(amp)
+    if use_vdl:
+        if importlib.util.find_spec("visualdl") is None:
+            raise PipelineError("--use_vdl needs VisualDL: pip install visualdl")
+        cfg["use_vdl"] = True
+    if vdl_log_dir:
+        cfg["vdl_log_dir"] = vdl_log_dir
+    if output_dir:
+        cfg["save_dir"] = output_dir
+    if paddle.distributed.ParallelEnv().world_size > 1:
+        init_parallel_env()  # on one process it would only print Paddle's "Modified FLAGS" box
+    seed = seed if seed is not None else cfg.get("seed")  # --seed wins over a config's `seed` key
+    if seed is not None:
+        set_random_seed(int(seed) + paddle.distributed.get_rank())
+    if eval:
+        check_eval_dataset(cfg)
+        set_output_eval(cfg)
+    trainer = make_trainer(cfg, "train")
+    compat.save_checkpoints_under_config_name(trainer)
+    if resume:
+        trainer.resume_weights(weights_file(resume)[:-len(".pdparams")])
+    elif cfg.get("pretrain_weights"):
+        trainer.load_weights(cfg.pretrain_weights)
+    recorder = MetricRecorder(trainer)
+    trainer.register_callbacks([recorder])
+    tic = time.time()
+    with data_errors_as_pipeline_errors("TrainReader" + (" / EvalReader" if eval else "")):
+        trainer.train(eval)
+    seconds = time.time() - tic
+    weights = os.path.join(compat.checkpoint_dir(cfg), "model_final")
+    summary = coco_summary(recorder.history[-1]["results"]) if recorder.history else None
+    if paddle.distributed.get_rank() == 0:
+        print(f"ppassign: training finished in {seconds:.0f} s; weights: {weights}.pdparams", flush=True)
+        if summary:
+            print(f"ppassign: final {format_summary(summary)}", flush=True)
+    return {"weights": weights, "metrics": summary, "seconds": seconds}
