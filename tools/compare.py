@@ -1,9 +1,12 @@
 """Train label-assignment methods with the same backbone, neck, budget and seed, and compare them.
 
     python tools/compare.py --output_dir output/compare [--methods fcos,atss_only,...] [--epochs 8]
-        [--train_images 192] [--val_images 48] [--image_size 160] [--seed 0] [-o key=value ...]
+        [--train_images 192] [--val_images 48] [--image_size 160] [--seed 0 | --seeds 0,1] [-o key=value ...]
 
-Writes <output_dir>/results.md (COCO AP, AP50, AP75, APs/m/l, s/iter), results.json and curves.png.
+--methods takes method names and the groups all (the six FCOS-style/PP-YOLOE methods), retinanet (RetinaNet
+with each RetinaNet assigner, one anchor per location) and retinanet9 (nine anchors).
+Writes <output_dir>/results.md (COCO AP, AP50, AP75, APs/m/l, s/iter), results.json and curves.png; with
+--seeds, one such folder per seed (<output_dir>/seed<k>) and, in <output_dir>, the table over seeds.
 """
 import argparse
 import os
@@ -22,6 +25,7 @@ def parse_args(argv=None):
     for key, value in budget.items():
         parser.add_argument(f"--{key}", type=int, default=value, help=f"budget (default {value})")
     parser.add_argument("--seed", type=int, default=0, help="seed of every training run")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds: run every method once per seed")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
     parser.add_argument("--dataset_dir", default=None, help="synthetic dataset folder (default <output_dir>/dataset)")
     parser.add_argument("-o", "--opt", nargs="*", default=[], help="extra key=value overrides for every method")
@@ -30,9 +34,18 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args, budget_keys = parse_args(argv)
+    budget = {k: getattr(args, k) for k in budget_keys}
     try:
-        compare.run_comparison(args.output_dir, args.methods, {k: getattr(args, k) for k in budget_keys},
-                               args.seed, args.threads, args.dataset_dir, overrides=args.opt)
+        if args.seeds:
+            try:
+                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+            except ValueError:
+                raise ValueError(f"--seeds must be comma-separated ints, got {args.seeds!r}") from None
+            compare.run_seeds(args.output_dir, args.methods, budget, seeds, args.threads, args.dataset_dir,
+                              overrides=args.opt)
+        else:
+            compare.run_comparison(args.output_dir, args.methods, budget, args.seed, args.threads,
+                                   args.dataset_dir, overrides=args.opt)
     except (ValueError, compare.CompareError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -31,6 +31,18 @@ METHODS = {
     "dw_norefine": ("dw_norefine.yml", "DW without refinement"),
     "dw": ("dw.yml", "DW with refinement"),
 }
+# RetinaNet (ppdet's architecture, PPAssignRetinaHead) with each RetinaNet assigner, one anchor per location
+# (retina_*) and RetinaNet's nine (retina9_*): the label-assignment survey's and the ATSS paper's comparison.
+RETINA_ASSIGNERS = {"maxiou": "max-IoU", "topk": "top-k", "atss": "ATSS", "fcos_rule": "FCOS rule",
+                    "noisy_anchor": "noisy-anchor", "hambox": "HAMBox"}
+for _key, _label in RETINA_ASSIGNERS.items():
+    METHODS[f"retina_{_key}"] = (f"retina_{_key}.yml", f"RetinaNet A=1, {_label}")
+for _key, _label in RETINA_ASSIGNERS.items():
+    METHODS[f"retina9_{_key}"] = (f"retina9_{_key}.yml", f"RetinaNet A=9, {_label}")
+# Names that stand for several methods in --methods.
+GROUPS = {"all": [m for m in METHODS if not m.startswith("retina")],
+          "retinanet": [f"retina_{k}" for k in RETINA_ASSIGNERS],
+          "retinanet9": [f"retina9_{k}" for k in RETINA_ASSIGNERS]}
 
 # COCOeval.stats order (pycocotools): AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl.
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -68,14 +80,21 @@ def check_budget(budget):
 
 
 def parse_methods(text):
-    """'fcos,dw' or ['fcos', 'dw'] or 'all' -> checked list of method names (in METHODS order for 'all')."""
-    names = list(METHODS) if text in (None, "all") else \
+    """'fcos,dw' or ['fcos', 'dw'] or a group ('all', 'retinanet', 'retinanet9', also inside a list)
+    -> checked list of method names, groups expanded in METHODS order, duplicates dropped."""
+    items = ["all"] if text is None else \
         [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    names = []
+    for item in items:
+        for name in GROUPS.get(item, [item]):
+            if name not in names:
+                names.append(name)
     if not names:
         raise ValueError("methods must name at least one method")
     unknown = [n for n in names if n not in METHODS]
     if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)} "
+                         f"or the groups {', '.join(GROUPS)}")
     return names
 
 
@@ -189,6 +208,92 @@ def markdown_table(rows):
         lines.append(f"| {row['label']}{status} | " + " | ".join(aps) + f" | {cost} | {secs} | "
                      f"{row.get('iterations', 0)} |")
     return head + "\n".join(lines) + "\n"
+
+
+def seeds_table(results):
+    """Markdown table over seeds: each method's AP / AP50 / AP75 per seed, their mean and spread (max - min).
+
+    Args:
+        results (dict): seed -> list of rows (run_comparison's output for that seed).
+    """
+    seeds = sorted(results)
+    per = {}
+    for seed in seeds:
+        for row in results[seed]:
+            per.setdefault(row["method"], {"label": row["label"]})[seed] = row
+    head = ("| method | " + " | ".join(f"AP seed {s}" for s in seeds) + " | AP mean | AP spread | AP50 mean | "
+            "AP50 spread | AP75 mean | s / iter |\n| --- |" + " ---: |" * (len(seeds) + 6) + "\n")
+    lines = []
+    for method, runs in per.items():
+        cells = [_pct(runs[s].get("AP")) if s in runs else "-" for s in seeds]
+        stats = []
+        for key in ("AP", "AP50", "AP75"):
+            values = [runs[s][key] for s in seeds if s in runs and runs[s].get(key) is not None]
+            mean = sum(values) / len(values) if values else None
+            stats.append(_pct(mean))
+            if key != "AP75":
+                stats.append("-" if len(values) < 2 else f"{100 * (max(values) - min(values)):.1f}")
+        costs = [runs[s]["sec_per_iter"] for s in seeds if s in runs and runs[s].get("sec_per_iter")]
+        cost = f"{sum(costs) / len(costs):.2f}" if costs else "-"
+        failed = " (failed)" if any(not runs[s].get("ok", True) for s in seeds if s in runs) else ""
+        lines.append(f"| {runs['label']}{failed} | " + " | ".join(cells + stats) + f" | {cost} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def plot_seed_curves(curves, path):
+    """PNG of AP vs epoch: one colour per method, one line style per seed. `curves`: seed -> method -> run."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colours, styles = {}, ["-", "--", ":", "-."]
+    for k, seed in enumerate(sorted(curves)):
+        for name, run in curves[seed].items():
+            evals = run["evals"]
+            if not evals:
+                continue
+            colour = colours.setdefault(name, f"C{len(colours) % 10}")
+            ax.plot([e + 1 for e, _ in evals], [100 * stats[0] for _, stats in evals], styles[k % len(styles)],
+                    color=colour, marker="o", markersize=3, label=f"{run['label']} (seed {seed})")
+    ax.set(xlabel="epoch", ylabel="COCO AP (%)", title="AP@[.5:.95] on the val split, every seed")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, dataset_dir=None,
+              config_dir=CONFIG_DIR, overrides=()):
+    """`run_comparison` once per seed (into ``<output_dir>/seed<k>``, one shared dataset), then
+    ``<output_dir>/results.md`` (the seeds table), ``results.json`` and ``curves.png`` over all seeds.
+
+    Returns:
+        dict seed -> rows.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct ints, got {seeds!r}")
+    dataset_dir = dataset_dir or os.path.join(output_dir, "dataset")
+    results, curves = {}, {}
+    for seed in seeds:
+        seed_dir = os.path.join(output_dir, f"seed{seed}")
+        results[seed] = run_comparison(seed_dir, methods, budget, seed, threads, dataset_dir, config_dir, overrides)
+        with open(os.path.join(seed_dir, "results.json"), encoding="utf-8") as f:
+            saved = json.load(f)
+        curves[seed] = {row["method"]: {"label": row["label"], **saved["curves"][row["method"]]}
+                        for row in results[seed]}
+        full = default_budget()
+        full.update(budget or {})
+        with open(os.path.join(output_dir, "results.md"), "w", encoding="utf-8") as f:
+            f.write(f"Budget: {full['epochs']} epochs, {full['train_images']} train / {full['val_images']} val "
+                    f"images of {full['image_size']} px, batch {full['batch_size']}; seeds done: "
+                    f"{sorted(results)} of {seeds}.\n\n" + seeds_table(results))
+        with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as f:
+            json.dump({"budget": full, "seeds": seeds, "rows": {str(k): v for k, v in results.items()}}, f, indent=1)
+        plot_seed_curves(curves, os.path.join(output_dir, "curves.png"))
+    print(seeds_table(results), flush=True)
+    return results
 
 
 def _pct(value):

@@ -1,11 +1,15 @@
-"""Detection heads whose loss carries its own assignment, for ppdet's ``FCOS`` architecture.
+"""Detection heads whose loss carries its own assignment, for ppdet's ``FCOS`` architecture, and a RetinaNet
+head that takes ppassign's RetinaNet assigners.
 
 - autoassign_head.AutoAssignHead: AutoAssign (differentiable centre prior, implicit objectness, w+/w- maps).
 - dw_head.DWHead: DW (dual positive/negative weighting, box refinement).
 - fcos_base: the FCOS-style towers, points and loss helpers both heads share.
+- retina_head.PPAssignRetinaHead: ppdet's RetinaHead with predictions passed to the assigner and soft
+  targets / per-anchor weights in the loss (ppdet's ``RetinaNet`` architecture).
 Importing this package registers the heads in ppdet's workspace.
 """
 from .autoassign_head import AutoAssignHead
 from .dw_head import DWHead
+from .retina_head import PPAssignRetinaHead
 
-__all__ = ["AutoAssignHead", "DWHead"]
+__all__ = ["AutoAssignHead", "DWHead", "PPAssignRetinaHead"]

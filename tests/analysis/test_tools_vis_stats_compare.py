@@ -164,3 +164,31 @@ def test_compare_configs_share_backbone_neck_optimizer_and_data():
             assert cfg["PPYOLOEHead"]["static_assigner_epoch"] == 0
     first = seen["fcos"]
     assert all(values == first for values in seen.values())
+
+
+def test_compare_groups_expand_to_the_retinanet_rows():
+    assert compare.parse_methods("all") == ["fcos", "atss_only", "tal_only", "autoassign", "dw_norefine", "dw"]
+    assert compare.parse_methods("retinanet") == ["retina_maxiou", "retina_topk", "retina_atss", "retina_fcos_rule",
+                                                  "retina_noisy_anchor", "retina_hambox"]
+    assert compare.parse_methods("fcos,retinanet9,fcos")[:2] == ["fcos", "retina9_maxiou"]
+    assert len(compare.parse_methods("retinanet,retinanet9")) == 12
+
+
+def test_retinanet_compare_configs_differ_only_in_assigner_and_anchors():
+    for name in compare.GROUPS["retinanet"] + compare.GROUPS["retinanet9"]:
+        cfg = pipeline.load_config(os.path.join(compare.CONFIG_DIR, compare.METHODS[name][0]))
+        head = cfg["PPAssignRetinaHead"]
+        anchors = head["anchor_generator"]
+        assert cfg.architecture == "RetinaNet"
+        assert head["bbox_assigner"] == {"maxiou": "PPAssignMaxIoUAssigner", "topk": "PPAssignTopKAssigner",
+                                         "atss": "PPAssignATSSRetinaAssigner", "fcos_rule": "PPAssignFCOSRuleAssigner",
+                                         "noisy_anchor": "PPAssignNoisyAnchorAssigner",
+                                         "hambox": "PPAssignHAMBoxAssigner"}[name.split("_", 1)[1]]
+        assert anchors["scales_per_octave"] * len(anchors["aspect_ratios"]) == (9 if name.startswith("retina9") else 1)
+
+
+def test_seeds_table_shows_every_seed_mean_and_spread():
+    row = lambda seed, ap: {"method": "m", "label": "M", "ok": True, "AP": ap, "AP50": 2 * ap, "AP75": ap / 2,
+                            "sec_per_iter": 0.5}
+    table = compare.seeds_table({0: [row(0, 0.10)], 1: [row(1, 0.14)]})
+    assert "| M | 10.0 | 14.0 | 12.0 | 4.0 | 24.0 | 8.0 | 6.0 | 0.50 |" in table
