@@ -40,11 +40,11 @@ GT_RANGE = (2, 8)  # objects per image (the second image has none)
 def build_head(name, root=ROOT):
     """The FCOS head of the named synthetic config, in train mode (built by ppdet's create)."""
     import paddle
-    from ppassign.engine import pipeline
+    from ppassign.engine.config import build_model, load_config
     path, overrides = HEADS[name]
-    cfg = pipeline.load_config(os.path.join(root, path), overrides)
+    cfg = load_config(os.path.join(root, path), overrides)
     paddle.seed(0)
-    head = pipeline.build_model(cfg).fcos_head
+    head = build_model(cfg).fcos_head
     head.train()
     return head
 

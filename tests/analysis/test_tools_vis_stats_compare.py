@@ -176,7 +176,7 @@ def test_compare_groups_expand_to_the_retinanet_rows():
 
 def test_retinanet_compare_configs_differ_only_in_assigner_and_anchors():
     for name in compare.GROUPS["retinanet"] + compare.GROUPS["retinanet9"]:
-        cfg = pipeline.load_config(os.path.join(compare.CONFIG_DIR, compare.METHODS[name][0]))
+        cfg = load_config(os.path.join(compare.CONFIG_DIR, compare.METHODS[name][0]))
         head = cfg["PPAssignRetinaHead"]
         anchors = head["anchor_generator"]
         assert cfg.architecture == "RetinaNet"

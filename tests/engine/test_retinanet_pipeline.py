@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 import ppassign  # noqa: F401
-from ppassign.engine import pipeline
+from ppassign.engine.config import load_config
+from ppassign.engine.evaluate import evaluate
+from ppassign.engine.export import export
+from ppassign.engine.predict import DygraphPredictor, ExportedPredictor, read_image
+from ppassign.engine.train import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RETINA = os.path.join(REPO, "configs", "retinanet")
@@ -60,14 +64,14 @@ def test_train_with_eval_writes_weights_and_metrics(trained):
 
 def test_eval_export_and_inference_match_dygraph(trained):
     work, overrides, weights, _ = trained
-    metrics = pipeline.evaluate(CONFIG, overrides + [f"weights={weights}"])
+    metrics = evaluate(CONFIG, overrides + [f"weights={weights}"])
     assert 0.0 <= metrics["mAP"] <= metrics["AP50"] <= 1.0
-    model_dir = pipeline.export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
+    model_dir = export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
     assert {"model.pdiparams", "infer_cfg.yml"} <= set(os.listdir(model_dir))
-    image_dir, _ = pipeline.load_config(CONFIG, overrides)["EvalDataset"].generate()
-    image = pipeline._read_image(os.path.join(image_dir, "000000.png"))
-    exported = pipeline.ExportedPredictor(model_dir).predict(image)
-    dygraph = pipeline.DygraphPredictor(CONFIG, overrides + [f"weights={weights}"]).predict(image)
+    image_dir, _ = load_config(CONFIG, overrides)["EvalDataset"].generate()
+    image = read_image(os.path.join(image_dir, "000000.png"))
+    exported = ExportedPredictor(model_dir).predict(image)
+    dygraph = DygraphPredictor(CONFIG, overrides + [f"weights={weights}"]).predict(image)
     assert exported.ndim == 2 and exported.shape[1] == 6 and len(exported) > 0
     np.testing.assert_allclose(exported, dygraph, atol=1e-4, rtol=1e-4)
     out = work / "infer_exported"
@@ -79,17 +83,17 @@ def test_eval_export_and_inference_match_dygraph(trained):
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "maxiou"])
 def test_every_assigner_config_trains_a_step(method, tmp_path):
-    result = pipeline.train(synthetic(method), tiny_overrides(tmp_path / "dataset") + ["epoch=1"],
+    result = train(synthetic(method), tiny_overrides(tmp_path / "dataset") + ["epoch=1"],
                             output_dir=str(tmp_path / "out"))
     assert os.path.isfile(result["weights"] + ".pdparams")
 
 
 def test_ppdets_own_retina_head_trains_with_our_max_iou(tmp_path):
     config = os.path.join(REPO, "configs", "swap_examples", "retinanet_ppdet_head_synthetic.yml")
-    cfg = pipeline.load_config(config)
+    cfg = load_config(config)
     assert cfg["RetinaNet"]["head"] == "RetinaHead" and cfg["RetinaHead"]["bbox_assigner"]["name"] == \
         "PPAssignMaxIoUAssigner"
-    result = pipeline.train(config, tiny_overrides(tmp_path / "dataset", head="RetinaHead"),
+    result = train(config, tiny_overrides(tmp_path / "dataset", head="RetinaHead"),
                             output_dir=str(tmp_path / "out"))
     assert os.path.isfile(result["weights"] + ".pdparams")
 
@@ -97,7 +101,7 @@ def test_ppdets_own_retina_head_trains_with_our_max_iou(tmp_path):
 @pytest.mark.parametrize("method", list(METHODS))
 def test_coco_configs_have_paddledetection_settings_and_build(method):
     from ppdet.core.workspace import create
-    cfg = pipeline.load_config(coco(method))
+    cfg = load_config(coco(method))
     head = cfg["PPAssignRetinaHead"]
     assert cfg.architecture == "RetinaNet" and cfg["RetinaNet"]["head"] == "PPAssignRetinaHead"
     assert head["bbox_assigner"] == METHODS[method]
