@@ -167,7 +167,8 @@ def np_hambox(gt, anchors, pred_boxes, thr, k, comp_iou):
 
 
 def np_atss(gt, anchors, counts, k):
-    """ATSS positives before conflicts ([n, L] bool) and their IoUs, by the textbook algorithm (no ties)."""
+    """ATSS positives before conflicts ([n, L] bool) and their IoUs, by the textbook algorithm (no ties) with
+    PaddleDetection's strict IoU > mean + std, as ppassign's ATSSAssigner; k is clipped per level."""
     centres = (anchors[:, :2] + anchors[:, 2:]) / 2
     iou = np_aligned_iou(gt[:, None], anchors[None], eps=1e-10)
     out = np.zeros((len(gt), len(anchors)), bool)
@@ -180,5 +181,5 @@ def np_atss(gt, anchors, counts, k):
         cand = np.array(cand)
         thr = iou[i, cand].mean() + iou[i, cand].std(ddof=1)
         inside = ((centres[cand] - box[:2] > 1e-9) & (box[2:] - centres[cand] > 1e-9)).all(1)
-        out[i, cand[(iou[i, cand] >= thr) & inside]] = True
+        out[i, cand[(iou[i, cand] > thr) & inside]] = True
     return out, iou

@@ -4,6 +4,7 @@ import paddle
 import pytest
 
 from ppassign import ATSSAssigner
+from retina_cases import np_atss
 from assign_cases import (anchor_grid, assert_same_assignment, random_gt, random_predictions, reference_assigners,
                           tie_gt)
 
@@ -133,28 +134,6 @@ def test_force_gt_matching_gives_every_gt_an_anchor():
     assert (out[0].numpy() == 2).sum() >= 1
 
 
-def _numpy_atss(anchors, counts, boxes, topk):
-    """Positives of one image by the textbook algorithm with k clipped per level: [n, L] bool (no ties here)."""
-    centers = (anchors[:, :2] + anchors[:, 2:]) / 2
-    out = np.zeros((len(boxes), len(anchors)), bool)
-    for j, box in enumerate(boxes):
-        dist = np.linalg.norm(centers - (box[:2] + box[2:]) / 2, axis=1)
-        cand, start = [], 0
-        for c in counts:
-            cand += list(start + np.argsort(dist[start:start + c], kind="stable")[:min(topk, c)])
-            start += c
-        cand = np.array(cand)
-        lt = np.maximum(anchors[cand, :2], box[:2])
-        rb = np.minimum(anchors[cand, 2:], box[2:])
-        inter = np.clip(rb - lt, 0, None).prod(1)
-        area = lambda b: np.clip(b[..., 2:] - b[..., :2], 0, None).prod(-1)
-        iou = inter / (area(box) + area(anchors[cand]) - inter + 1e-10)
-        thr = iou.mean() + iou.std(ddof=1)
-        inside = ((centers[cand] > box[:2]) & (centers[cand] < box[2:])).all(1)
-        out[j, cand[(iou > thr) & inside]] = True
-    return out
-
-
 def test_level_with_fewer_anchors_than_topk_uses_the_whole_level():
     # 64 px image: the stride-32 level has 4 anchors < topk=9 (ppdet's own assigner raises here)
     anchors, _, counts = anchor_grid(64)
@@ -162,7 +141,7 @@ def test_level_with_fewer_anchors_than_topk_uses_the_whole_level():
     labels = paddle.to_tensor([[[0], [1]]], dtype="int32")
     out = ATSSAssigner(topk=9, num_classes=NUM_CLASSES)(anchors, counts, labels, paddle.to_tensor(boxes_np[None]),
                                                          paddle.ones([1, 2, 1]), BG)
-    expected = _numpy_atss(anchors.numpy(), counts, boxes_np, 9)
+    expected = np_atss(boxes_np, anchors.numpy(), counts, 9)[0]
     assert not (expected.sum(0) > 1).any()
     positive = out[0].numpy()[0] != BG
     np.testing.assert_array_equal(positive, expected.any(0))
