@@ -94,14 +94,12 @@ def resolve_claims(pair_image, pair_slot, pair_anchor, num_anchors, boxes_of, gt
             with (anchors for ATSS, predictions for TAL).
         gt_bboxes (Tensor[B, n, 4]); eps (float): IoU epsilon; budget_mb: memory budget for [Q, n] temporaries.
     Returns:
-        flat (np.ndarray[F] int64): positive anchors b * L + a, sorted; slot (Tensor[F] int64): their GT slot;
-        slot_host (np.ndarray[F] int64): the same where decided on the host, -1 where a device argmax decided.
+        flat (np.ndarray[F] int64): positive anchors b * L + a, sorted; slot (Tensor[F] int64): their GT slot.
     """
     batch, num_max = gt_bboxes.shape[:2]
     flat_pairs = pair_image * num_anchors + pair_anchor
     flat, first, counts = np.unique(flat_pairs, return_index=True, return_counts=True)
-    slot_host = np.where(counts == 1, pair_slot[first], -1).astype(np.int64)
-    slot = paddle.to_tensor(np.maximum(slot_host, 0))
+    slot = paddle.to_tensor(np.where(counts == 1, pair_slot[first], 0).astype(np.int64))
     multi = np.nonzero(counts > 1)[0]
     if len(multi):
         anchors_flat = flat[multi]
@@ -113,7 +111,7 @@ def resolve_claims(pair_image, pair_slot, pair_anchor, num_anchors, boxes_of, gt
             winners.append(G.aligned_iou(gts, boxes, eps=eps).argmax(axis=-1))    # [q]
         winners = paddle.concat(winners) if len(winners) > 1 else winners[0]
         slot = paddle.scatter(slot, paddle.to_tensor(multi), winners)
-    return flat, slot, slot_host
+    return flat, slot
 
 
 def dense_assignment(flat, slot, batch, num_anchors):

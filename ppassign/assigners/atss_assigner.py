@@ -144,9 +144,9 @@ class ATSSAssigner(nn.Layer):
 
         # 7. an anchor claimed by several objects goes to the GT slot of highest IoU
         obj, col = np.nonzero(keep)
-        flat, slot, _ = resolve_claims(host.image[obj], host.slot[obj], cand[obj, col], num_anchors,
-                                       lambda f: gather_rows(anchor_bboxes, f % num_anchors), gt_bboxes,
-                                       G.IOU_EPS_ANCHOR, self.memory_budget_mb)
+        flat, slot = resolve_claims(host.image[obj], host.slot[obj], cand[obj, col], num_anchors,
+                                    lambda f: gather_rows(anchor_bboxes, f % num_anchors), gt_bboxes,
+                                    G.IOU_EPS_ANCHOR, self.memory_budget_mb)
         assigned, positive = dense_assignment(flat, slot, batch, num_anchors)
         # 8. optionally: an anchor that is the best-IoU anchor of exactly one object goes to it
         if self.force_gt_matching:
@@ -172,7 +172,7 @@ class ATSSAssigner(nn.Layer):
         for (xs, ys), count in zip(axes, counts):
             k = min(self.topk, count)
             r0, r1, c0, c1, bound = grid.nearest_windows(centers_host, xs, ys, k)
-            _, anchors = grid._expand_rectangles(np.arange(num_objects), start, len(xs), r0, r1, c0, c1)
+            _, anchors = grid.expand_rectangles(np.arange(num_objects), start, len(xs), r0, r1, c0, c1)
             windows.append(anchors.reshape(num_objects, -1))
             bounds.append(bound * (1 - _WINDOW_MARGIN))
             widths.append(windows[-1].shape[1])

@@ -52,7 +52,7 @@ def _strictly_inside(coords, lo, hi, eps=INSIDE_EPS):
     return a.astype(np.int64), b.astype(np.int64)
 
 
-def _expand_rectangles(row, start, width, r0, r1, c0, c1):
+def expand_rectangles(row, start, width, r0, r1, c0, c1):
     """List the anchors of grid rectangles [r0, r1) x [c0, c1), one rectangle per entry.
 
     Args:
@@ -89,7 +89,7 @@ def inside_pairs(boxes, axes, counts):
     for (xs, ys), count in zip(axes, counts):
         c0, c1 = _strictly_inside(xs, boxes[:, 0], boxes[:, 2])
         r0, r1 = _strictly_inside(ys, boxes[:, 1], boxes[:, 3])
-        o, a = _expand_rectangles(rows, start, len(xs), r0, r1, c0, c1)
+        o, a = expand_rectangles(rows, start, len(xs), r0, r1, c0, c1)
         owners.append(o)
         anchors.append(a)
         start += count
@@ -144,7 +144,7 @@ def window_pairs(centres, axes, counts, k):
     rows = np.arange(len(centres))
     for (xs, ys), count in zip(axes, counts):
         r0, r1, c0, c1, bound = nearest_windows(centres, xs, ys, min(k, count))
-        owners, anchors = _expand_rectangles(rows, start, len(xs), r0, r1, c0, c1)
+        owners, anchors = expand_rectangles(rows, start, len(xs), r0, r1, c0, c1)
         out.append((owners, anchors, bound))
         start += count
     return out

@@ -105,9 +105,9 @@ class TaskAlignedAssigner(nn.Layer):
                                                      obj_boxes, host)
         # 4. an anchor claimed by several objects goes to the GT its prediction overlaps most
         flat_pred = pred_bboxes.reshape([-1, 4])
-        flat, slot, _ = resolve_claims(host.image[pair_obj], host.slot[pair_obj], pair_anchor, num_anchors,
-                                       lambda f: gather_rows(flat_pred, f), gt_bboxes, G.IOU_EPS_PRED,
-                                       self.memory_budget_mb)
+        flat, slot = resolve_claims(host.image[pair_obj], host.slot[pair_obj], pair_anchor, num_anchors,
+                                    lambda f: gather_rows(flat_pred, f), gt_bboxes, G.IOU_EPS_PRED,
+                                    self.memory_budget_mb)
         assigned, positive = dense_assignment(flat, slot, batch, num_anchors)
         # 5. normalise: metric / max metric of the GT * max IoU of the GT, over the GT's positives
         weights = self._normalised_metric(pred_scores, flat_pred, gt_labels, gt_bboxes, flat, slot)
