@@ -132,17 +132,31 @@ def np_fcos(gt, anchors, counts, strides, sizes, radius):
     return matches, positive
 
 
-def np_noisy(gt, gt_class, anchors, pred_boxes, pred_scores, k, alpha, gamma, combine="sum"):
-    """Noisy-anchor targets: (matches, positive, soft target, cls weight, reg weight)."""
-    matches, positive = np_topk(gt, anchors, k)
-    clean = np.zeros(len(anchors))
-    for j in np.nonzero(positive)[0]:
-        loc = np_aligned_iou(pred_boxes[j], gt[matches[j]])
-        cls = pred_scores[j, gt_class[matches[j]]]
-        clean[j] = alpha * loc + (1 - alpha) * cls if combine == "sum" else loc * cls
-    raw = np.where(positive, (1 / np.maximum(1 - clean, 1e-6)) ** gamma, 0.0)
-    weight = raw * positive.sum() / max(raw.sum(), 1e-6)
-    return matches, positive, clean * positive, np.where(positive, weight, 1.0), weight
+def np_noisy(gt, gt_class, anchors, pred_boxes, pred_scores, k, alpha, gamma, normalize=True, combine="sum"):
+    """Noisy-anchor targets as the authors' code computes them (normalize) or as the paper writes them:
+    (matches, positive, soft target, cls weight, reg weight)."""
+    iou = np_iou(gt, anchors)
+    positive = np.zeros(len(anchors), bool)
+    for i in range(len(gt)):
+        positive[sorted(range(len(anchors)), key=lambda j: (-iou[i, j], j))[:k]] = True
+    matches = np.where(positive, iou.argmax(0), 0)
+    pos = np.nonzero(positive)[0]
+    loc = np.array([np_aligned_iou(pred_boxes[j], gt[matches[j]]) for j in pos])
+    cls = np.array([pred_scores[j, gt_class[matches[j]]] for j in pos])
+    f_loc, f_cls = 1 / np.maximum(1 - loc, 1e-6), 1 / np.maximum(1 - cls, 1e-6)
+    if combine == "product":
+        soft = loc * cls
+    elif normalize:
+        mixed = alpha * loc / loc.mean() + (1 - alpha) * cls / cls.mean()
+        span = mixed.max() - mixed.min()
+        soft = loc.mean() + (mixed - mixed.min()) * ((1 - loc.mean()) / span if span > 0 else 0.0)
+    else:
+        soft = alpha * loc + (1 - alpha) * cls
+    if normalize:
+        f_loc, f_cls = f_loc / f_loc.mean(), f_cls / f_cls.mean()
+    target, weight = np.zeros(len(anchors)), np.zeros(len(anchors))
+    target[pos], weight[pos] = soft, (alpha * f_loc + (1 - alpha) * f_cls) ** gamma
+    return matches, positive, target, np.where(positive, weight, 1.0), weight
 
 
 def np_hambox(gt, anchors, pred_boxes, thr, k, comp_iou):

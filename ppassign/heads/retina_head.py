@@ -7,7 +7,9 @@ differs, in what it can consume:
   boxes and sigmoid scores of every anchor (detached), and every assigner may get the objects' classes and
   the anchors per level (ATSS, FCOS's rule);
 - soft classification targets and per-anchor classification / regression weights
-  (:class:`~ppassign.assigners.retina_base.RetinaAssignment`) enter the focal and smooth-L1 losses.
+  (:class:`~ppassign.assigners.retina_base.RetinaAssignment`) enter the focal and smooth-L1 losses; an
+  assigner with ``preserve_loss_scale = True`` (noisy anchors) has each weighted loss rescaled, detached, to
+  the value of the un-weighted one, as the noisy-anchor authors' code does.
 
 With a hard assignment (ppdet's ``MaxIoUAssigner`` or ours), the losses are RetinaHead's: focal loss summed
 over positive and negative anchors, smooth-L1 on the positives' deltas (``bbox2delta`` with ``weights``), both
@@ -105,7 +107,12 @@ class PPAssignRetinaHead(RetinaHead):
                                      gamma=self.loss_class.gamma, reduction="none") * self.loss_class.loss_weight
         num_pos = int(positive.astype("int64").sum())
         avg_factor = max(1.0, num_pos)
-        cls_loss = (focal.sum(-1) * cls_weights.detach()).sum() / avg_factor
+        keep_scale = getattr(self.bbox_assigner, "preserve_loss_scale", False)
+        focal = focal.sum(-1)
+        cls_loss = (focal * cls_weights.detach()).sum()
+        if keep_scale:
+            cls_loss = cls_loss * _scale(focal * (labels >= 0).astype(focal.dtype), cls_loss)
+        cls_loss = cls_loss / avg_factor
 
         # regression: deltas of the positives only (bbox2delta of a degenerate box is not finite).
         if num_pos == 0:
@@ -117,7 +124,10 @@ class PPAssignRetinaHead(RetinaHead):
             reg_tar = bbox2delta(paddle.gather(anchors, flat % num), paddle.gather(gt_flat, flat), self.weights)
             reg_pred = paddle.gather(bboxes_reg.reshape([-1, 4]), flat)
             reg = self.loss_bbox(reg_pred, reg_tar.detach(), reduction="none").sum(-1)
-            reg_loss = (reg * paddle.gather(reg_weights.flatten(), flat).detach()).sum() / avg_factor
+            reg_loss = (reg * paddle.gather(reg_weights.flatten(), flat).detach()).sum()
+            if keep_scale:
+                reg_loss = reg_loss * _scale(reg, reg_loss)
+            reg_loss = reg_loss / avg_factor
         return {"loss_cls": cls_loss, "loss_reg": reg_loss, "loss": cls_loss + reg_loss}
 
     def _class_per_anchor(self, gt_class, matches, positive):
@@ -132,6 +142,13 @@ class PPAssignRetinaHead(RetinaHead):
         if gt_bbox.shape[0] == 0:
             return paddle.zeros([matches.shape[0], 4], gt_bbox.dtype)
         return paddle.gather(gt_bbox, matches)
+
+
+def _scale(unweighted, weighted_sum):
+    """Detached sum(unweighted) / weighted_sum: makes a re-weighted loss keep the un-weighted loss's value
+    (the noisy-anchor authors' ``loss_scale_cls`` / ``loss_scale_reg``); 1 where the weighted sum is 0."""
+    total, weighted = unweighted.sum().detach(), weighted_sum.detach()
+    return paddle.where(weighted > 0, total / weighted.clip(min=1e-12), paddle.ones_like(weighted))
 
 
 registry.add(PPAssignRetinaHead)

@@ -128,6 +128,26 @@ def test_soft_targets_and_weights_enter_the_losses_as_stated():
     np.testing.assert_allclose(float(loss["loss_reg"]), 0.5 * np.abs(deltas[0] - tgt).sum(), rtol=1e-5)
 
 
+class _FixedKeepScale(_Fixed):
+    preserve_loss_scale = True
+
+
+def test_preserve_loss_scale_gives_the_unweighted_value_and_the_weighted_gradient():
+    feats, tgts = features(batch=1), targets([[[0, 0, 20, 20]]])
+    plain, _ = loss_and_grads(make(PPAssignRetinaHead, _Fixed(0.6, 1.0, 1.0, 1.0), scales=1, ratios=(1.0,)),
+                              feats, tgts)
+    kept, grads = loss_and_grads(make(PPAssignRetinaHead, _FixedKeepScale(0.6, 2.0, 0.5, 3.0), scales=1,
+                                      ratios=(1.0,)), feats, tgts)
+    weighted, weighted_grads = loss_and_grads(make(PPAssignRetinaHead, _Fixed(0.6, 2.0, 0.5, 3.0), scales=1,
+                                                   ratios=(1.0,)), feats, tgts)
+    for key in ("loss_cls", "loss_reg"):
+        np.testing.assert_allclose(kept[key], plain[key], rtol=1e-5)
+    # same direction as the weighted loss's gradient, scaled by plain / weighted of the classification loss
+    name = next(k for k in grads if "cls" in k and "bias" in k)
+    np.testing.assert_allclose(grads[name], weighted_grads[name] * plain["loss_cls"] / weighted["loss_cls"],
+                               rtol=1e-4, atol=1e-8)
+
+
 @pytest.mark.parametrize("assigner", [NoisyAnchorAssigner(topk_candidates=20), HAMBoxAssigner(),
                                       TopKAssigner(9)], ids=["noisy", "hambox", "topk"])
 def test_prediction_aware_assigners_train_a_step(assigner):
