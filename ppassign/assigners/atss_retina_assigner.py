@@ -2,10 +2,18 @@
 
 Rule (Zhang et al., "Bridging the Gap Between Anchor-based and Anchor-free Detection via Adaptive Training
 Sample Selection", CVPR 2020, Sec. 3.3, Alg. 1; their RetinaNet experiments, Table 3/4): per object and
-level, the ``topk`` anchors whose centres are nearest to the object's centre are candidates; the IoU
-threshold is the mean + standard deviation of the candidates' IoUs; candidates at or above it whose centre
-lies inside the object are positive; an anchor positive for several objects goes to the one of highest IoU.
-Everything else is negative (no ignore band).
+level, the anchors whose centres are nearest to the object's centre are candidates; the IoU threshold is the
+mean + standard deviation of the candidates' IoUs; candidates at or above it whose centre lies inside the
+object are positive; an anchor positive for several objects goes to the one of highest IoU. Everything else
+is negative (no ignore band).
+
+How many candidates: the paper's k = 9 counts *locations*. The authors' code (github.com/sfzhang15/ATSS,
+``atss_core/modeling/rpn/atss/loss.py``, ``POSITIVE_TYPE == 'ATSS'``) takes ``TOPK * num_anchors_per_loc``
+anchors per level (``num_anchors_per_loc = len(ASPECT_RATIOS) * SCALES_PER_OCTAVE``), i.e. k locations with all
+their A anchors. MMDetection's ``ATSSAssigner`` and PaddleDetection's count anchors (``min(topk, anchors in
+the level)``), which is the same only with one anchor per location. ``topk_unit='locations'`` (default) does
+what the authors' code does, with A read from the anchors (the anchors sharing the first anchor's centre);
+``topk_unit='anchors'`` takes ``topk`` anchors as MMDetection / PaddleDetection do.
 
 The rule itself is ``ppassign.assigners.ATSSAssigner`` (the drop-in for PaddleDetection's, tested against
 it), called through its public batched call with one image and one class; this class only turns its
@@ -13,32 +21,73 @@ it), called through its public batched call with one image and one class; this c
 per level), which ``PPAssignRetinaHead`` passes; ppdet's own ``RetinaHead`` does not, so use this assigner
 with ``PPAssignRetinaHead``.
 """
+import numpy as np
 import paddle
 
 from .. import registry
 from .atss_assigner import ATSSAssigner
 from .retina_base import RetinaAssigner, check_count, hard_assignment
 
+TOPK_UNITS = ("locations", "anchors")
+
+
+def anchors_per_location(anchors, num_anchors_list, tol=1e-2):
+    """A: how many anchors share a centre, from the first level (anchors are location-major, as ppdet's
+    anchor generators lay them out). One host copy of the first level's centres.
+
+    Args:
+        anchors (Tensor[L, 4]), num_anchors_list (list[int]).
+    Returns:
+        int A; ValueError if the levels are not multiples of A or the first A anchors do not share a centre.
+    """
+    first = anchors[:num_anchors_list[0]].numpy()
+    centres = (first[:, :2] + first[:, 2:]) / 2
+    same = np.all(np.abs(centres - centres[0]) <= tol, axis=1)       # tol in pixels (centres are k x stride)
+    a = int(same.sum())
+    if not same[:a].all() or any(n % a for n in num_anchors_list):
+        raise ValueError(f"topk_unit='locations' needs location-major anchors with the same number per location "
+                         f"on every level; found {a} anchors at the first centre, not consecutive or not dividing "
+                         f"num_anchors_list={list(num_anchors_list)} (use topk_unit='anchors')")
+    return a
+
 
 class ATSSRetinaAssigner(RetinaAssigner):
     """ATSS with RetinaNet's outputs (see the module docstring).
 
     Args:
-        topk (int): candidates per level and object (ATSS: 9). With A anchors per location the candidates
-            are the topk nearest *anchors* (centres repeat A times).
+        topk (int): k, candidates per level and object (ATSS: 9).
+        topk_unit (str): 'locations' (the ATSS authors' code: k locations = k x A anchors) or 'anchors'
+            (k anchors, as MMDetection's and PaddleDetection's ATSSAssigner). Equal with one anchor per location.
         force_gt_matching (bool): ppdet ATSS's option (each object keeps its highest-IoU anchor).
     """
     needs = ("num_anchors_list",)
 
-    def __init__(self, topk=9, force_gt_matching=False):
+    def __init__(self, topk=9, topk_unit="locations", force_gt_matching=False):
         self.topk = check_count("topk", topk)
-        self._atss = ATSSAssigner(topk=self.topk, num_classes=1, force_gt_matching=force_gt_matching,
-                                  return_mask_positive=True)
+        if topk_unit not in TOPK_UNITS:
+            raise ValueError(f"topk_unit must be one of {TOPK_UNITS}, got {topk_unit!r}")
+        self.topk_unit = topk_unit
+        self.force_gt_matching = bool(force_gt_matching)
+        self._rules = {}         # anchors per location -> ATSSAssigner with topk x A
+        self._layouts = {}       # tuple(num_anchors_list) -> anchors per location
+
+    def _rule(self, anchors, num_anchors_list):
+        per_location = 1
+        if self.topk_unit == "locations":
+            key = tuple(num_anchors_list)
+            if key not in self._layouts:
+                self._layouts[key] = anchors_per_location(anchors, num_anchors_list)
+            per_location = self._layouts[key]
+        if per_location not in self._rules:
+            self._rules[per_location] = ATSSAssigner(topk=self.topk * per_location, num_classes=1,
+                                                     force_gt_matching=self.force_gt_matching,
+                                                     return_mask_positive=True)
+        return self._rules[per_location]
 
     def _assign(self, anchors, gt_bbox, gt_class, pred_bboxes, pred_scores, num_anchors_list):
         num = gt_bbox.shape[0]
-        out = self._atss(anchors, num_anchors_list, paddle.zeros([1, num, 1], "int32"), gt_bbox[None],
-                         paddle.ones([1, num, 1], "float32"), 1)
+        out = self._rule(anchors, num_anchors_list)(anchors, num_anchors_list, paddle.zeros([1, num, 1], "int32"),
+                                                    gt_bbox[None], paddle.ones([1, num, 1], "float32"), 1)
         mask_positive = out[3][0]                                   # [n, L], one 1 per positive anchor
         positive = mask_positive.sum(axis=0) > 0
         matches = paddle.where(positive, mask_positive.argmax(axis=0), paddle.zeros([anchors.shape[0]], "int64"))

@@ -4,17 +4,24 @@ Method (Liu, Tang, Han, Liu, Rui, Wu, "HAMBox: Delving into Online High-quality 
 Outer Faces", CVPR 2020, Sec. 3):
 
 1. standard matching without an ignore band: an anchor is positive at IoU >= ``iou_threshold`` (0.35, the
-   face-detection setting the paper starts from) with its best object, negative otherwise;
+   face-detection setting the paper starts from; stated in the survey) with its best object, negative
+   otherwise;
 2. during training, every object with fewer than ``num_compensate`` (K) matched anchors is compensated with
    *unmatched* anchors whose **regressed** box (the head's current prediction) overlaps it with IoU >
-   ``compensate_iou`` (T), best first, until it has K; an anchor wanted by several objects goes to the one
-   its regressed box overlaps most;
+   ``compensate_iou`` (T), best first, until it has K (the survey: each object is compensated up to k
+   anchors); an anchor wanted by several objects goes to the one its regressed box overlaps most;
 3. compensated anchors are positives of their object, and their classification loss is weighted by the IoU
-   of their regressed box with it (the paper's regression-aware focal loss); their regression weight is 1.
+   of their regressed box with it (our reading of the paper's regression-aware focal loss, not verified);
+   their regression weight is 1.
 
-Constants: ``iou_threshold = 0.35`` is stated in the paper (and in the survey); ``compensate_iou = 0.5`` and
-``num_compensate = 5`` are the values we read in the paper's ablation. We could not re-check them against the
-paper's text from this environment; they are constructor arguments.
+What was verified, and against what: the survey document states the matching (no ignore band, IoU below
+0.35 negative, above positive) and that each object is compensated up to k anchors chosen by how well their
+regressed boxes fit it; the paper's abstract (arXiv 1912.09231) states the motivation (most correct boxes come
+from unmatched anchors). The paper's method text, its values of K and T, whether the compensating IoU test is
+``>`` or ``>=``, and the exact form of its regression-aware focal loss (here: the compensated anchors' focal
+loss weighted by their regressed IoU) could not be read from this environment, and no code by the authors was
+found. So ``num_compensate = 5`` and ``compensate_iou = 0.5`` are NOT verified against the paper text (source:
+our recollection of its ablation); they are constructor arguments.
 """
 import paddle
 
