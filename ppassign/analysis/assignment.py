@@ -264,11 +264,11 @@ def autoassign_map(head, grid, boxes, labels, cls_prob, pred_boxes):
     pred = paddle.to_tensor(np.asarray(pred_boxes, np.float32))
     with paddle.no_grad():
         inside = aa.inside_boxes(points, gts)
-        prior, in_s = aa.center_weights(points, strides, gts, gt_labels, head.mu, head.sigma, inside,
-                                        head.force_topk)
+        _, in_s, pos_prior = head.center_weighting(points, strides, gts, gt_labels, inside)
         loc_loss = fcos_base.giou_loss(pred.unsqueeze(0), gts.unsqueeze(1))
         p_cls = paddle.gather(cls_prob, gt_labels, axis=1).t()
-        _, w_pos = aa.positive_loss(p_cls, loc_loss, prior, in_s, head.temperature, head.loc_weight)
+        _, w_pos = aa.positive_loss(p_cls, loc_loss, pos_prior, in_s, head.temperature, head.loc_weight,
+                                    head.confidence_weighting)
         best_iou = aligned_iou(pred.unsqueeze(0), gts.unsqueeze(1)).max(0)
         negative = np.full([len(boxes), num_locations], np.nan, np.float32)
         in_s_np = in_s.numpy()
@@ -304,8 +304,11 @@ def dw_map(head, grid, boxes, labels, scores, ltrb):
         reg_loss = fcos_base.giou_loss(pred_boxes, gts.unsqueeze(2))
         ious = aligned_iou(pred_boxes, gts.unsqueeze(2), eps=dw.IOU_EPS)
         _, t = dw.consistency(dw.class_scores_of_gts(scores, gt_labels), reg_loss, head.beta)
-        w_pos = dw.positive_weights(t, prior, head.mu, head.norm_mu)
+        w_pos = (dw.positive_weights(t, prior, head.mu, head.norm_mu) if head.pos_weighting
+                 else dw.prior_positive_weights(prior))
         p_neg = dw.negative_probability(ious, candidates, head.gamma2)
+        if not head.neg_weighting:  # the ablation's weight: P_neg = 1 (the normaliser keeps the real P_neg)
+            p_neg = paddle.ones_like(p_neg)
     cand = candidates.numpy()[0]
     negative = np.where(cand, p_neg.numpy()[0], np.nan).astype(np.float32)
     return AssignmentMap("dw", grid, boxes, labels, w_pos.numpy()[0], negative, hard=False)

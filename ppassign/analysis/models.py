@@ -121,7 +121,9 @@ class AnalysisModel:
         if self.head_name == "AutoAssignHead":
             cls_logits, ltrbs, obj_logits, _ = self.head(feats)
             grid = _grid_of(feats, self.strides, self.head.point_offset)
-            cls_prob = F.sigmoid(fcos_base.flatten_levels(cls_logits)) * F.sigmoid(fcos_base.flatten_levels(obj_logits))
+            cls_prob = self.head.class_probability(
+                fcos_base.flatten_levels(cls_logits),
+                fcos_base.flatten_levels(obj_logits) if self.head.objectness else None)
             pred = fcos_base.distance_to_box(paddle.to_tensor(grid.points), fcos_base.flatten_levels(ltrbs))
             return {"autoassign": A.autoassign_map(self.head, grid, boxes, labels, cls_prob.numpy()[0],
                                                    pred.numpy()[0])}

@@ -17,6 +17,22 @@ every FPN level, is both a positive and a negative candidate of that object; two
 
 Losses are normalised by the number of objects (positive) and by the prior mass sum G (negative, as
 MMDetection), both averaged across ranks under distributed training.
+
+Ablation switches (constructor arguments; the defaults are the method above). They follow the paper's ablation
+section (Sec. 4.2: Table 2 builds w+ from center weighting alone or confidence weighting alone "while keeping
+the negative weights unchanged"; Table 3 compares a "fixed" prior, a Gaussian without learnable parameters,
+with the learnable class-wise one; Table 4 removes the implicit objectness):
+
+* ``center_prior``: 'learnable' (default, class-wise mu, sigma trained), 'fixed' (G with mu = 0, sigma = 1,
+  never trained; Table 3 "fixed"), 'off' (G = 1 on every location of S_n in w+; Table 2 "confidence weighting
+  only"). Under 'off' the fixed standard Gaussian is still what ranks locations for ``force_topk``, what
+  normalises the negative loss (prior mass) and what the center loss measures, so that only w+ changes.
+  With 'fixed' and 'off' the center loss is a constant (it only trains mu, sigma).
+* ``confidence_weighting``: False -> C(P) = 1, w+ = G / sum_{S_n} G (Table 2 "center weighting only");
+  P in the positive loss -log sum w+ P and everything else unchanged.
+* ``objectness``: False -> P(cls) = sigmoid(cls logits) alone (no implicit objectness, Table 4 first rows), in
+  the losses and in inference; the objectness conv is then not created (no unused parameter for data
+  parallel or the optimizer; forward returns None in place of its logits).
 """
 import paddle
 import paddle.nn as nn
@@ -47,6 +63,8 @@ FORCE_TOPK = 9
 # MMDetection: EPS = 1e-12 guards divisions and logs.
 EPS = 1e-12
 # Paper Sec. 4.1 NMS IoU 0.6; MMDetection test_cfg score_thr 0.05, max_per_img 100 (set on MultiClassNMS).
+# Values of the center_prior switch (module docstring).
+CENTER_PRIORS = ("learnable", "fixed", "off")
 
 
 def inside_boxes(points, gt_bboxes):
@@ -93,19 +111,24 @@ def center_weights(points, point_strides, gt_bboxes, gt_labels, mu, sigma, insid
     return prior * in_s.astype(prior.dtype), in_s
 
 
-def positive_loss(p_cls, loc_loss, prior, in_s, temperature=TEMPERATURE, loc_weight=LOC_WEIGHT):
+def positive_loss(p_cls, loc_loss, prior, in_s, temperature=TEMPERATURE, loc_weight=LOC_WEIGHT,
+                  confidence_weighting=True):
     """Per-object positive loss -log sum_{S_n} w+ P (AutoAssign eq. 1, 7-10).
 
     Args:
         p_cls (Tensor[n, L]): P(cls) = P(cls | obj) P(obj) at each object's class.
         loc_loss (Tensor[n, L]): GIoU loss of each location's box against each object.
-        prior (Tensor[n, L]): G, 0 outside S_n.
+        prior (Tensor[n, L]): G, 0 outside S_n (the center_prior='off' ablation passes 1 on S_n).
         in_s (Tensor[n, L] bool): S_n.
+        confidence_weighting (bool): False: C(P) = 1, w+ = G / sum G (paper Table 2, center weighting only).
     Returns:
         loss (Tensor[n]), w_pos (Tensor[n, L]): w+ sums to 1 over S_n (0 where S_n is empty).
     """
     joint = p_cls * paddle.exp(-loc_weight * loc_loss)
-    weight = paddle.exp(joint / temperature) * prior * in_s.astype(prior.dtype)
+    if confidence_weighting:
+        weight = paddle.exp(joint / temperature) * prior * in_s.astype(prior.dtype)
+    else:
+        weight = prior * in_s.astype(prior.dtype)
     w_pos = weight / weight.sum(-1, keepdim=True).clip(min=EPS)
     loss = -paddle.log((w_pos * joint).sum(-1).clip(min=EPS))
     # An object with an empty S_n (tiny box, force_topk off) has nothing to learn from: no constant -log(EPS).
@@ -166,6 +189,9 @@ class AutoAssignHead(nn.Layer):
         point_offset (float): location offset in cells (0.5 = cell centres; the original code uses 0).
         nms_pre (int): locations kept per level before NMS.
         nms (MultiClassNMS): injected by ppdet.
+        conv_bias (bool): bias in the towers' 3x3 convs (MMDetection's AutoAssignHead: True; default False).
+        center_prior (str): 'learnable' | 'fixed' | 'off'; confidence_weighting (bool); objectness (bool):
+            the paper's ablations, see the module docstring.
     """
     __shared__ = ["num_classes"]
     __inject__ = ["nms"]
@@ -175,8 +201,15 @@ class AutoAssignHead(nn.Layer):
                  loc_weight=LOC_WEIGHT, pos_loss_weight=POS_LOSS_WEIGHT, neg_loss_weight=NEG_LOSS_WEIGHT,
                  center_loss_weight=CENTER_LOSS_WEIGHT, focal_gamma=FOCAL_GAMMA, force_topk=FORCE_TOPK,
                  prior_prob=CLS_PRIOR_PROB, reg_bias_init=REG_BIAS_INIT, point_offset=fb.POINT_OFFSET,
-                 nms_pre=fb.NMS_PRE, nms="MultiClassNMS"):
+                 nms_pre=fb.NMS_PRE, nms="MultiClassNMS", conv_bias=False, center_prior="learnable",
+                 confidence_weighting=True, objectness=True):
         super().__init__()
+        if center_prior not in CENTER_PRIORS:
+            raise ValueError(f"center_prior must be one of {CENTER_PRIORS}, got {center_prior!r}")
+        for name, value in (("conv_bias", conv_bias), ("confidence_weighting", confidence_weighting),
+                            ("objectness", objectness)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         if int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if temperature <= 0:
@@ -194,15 +227,22 @@ class AutoAssignHead(nn.Layer):
         self.point_offset = point_offset
         self.nms_pre = nms_pre
         self.nms = nms
-        self.cls_tower = fb.ConvTower(in_channels, feat_channels, num_convs, num_groups)
-        self.reg_tower = fb.ConvTower(in_channels, feat_channels, num_convs, num_groups)
+        self.center_prior = center_prior
+        self.confidence_weighting = confidence_weighting
+        self.objectness = objectness
+        self.cls_tower = fb.ConvTower(in_channels, feat_channels, num_convs, num_groups, conv_bias)
+        self.reg_tower = fb.ConvTower(in_channels, feat_channels, num_convs, num_groups, conv_bias)
         self.cls_conv = fb.conv3x3(feat_channels, self.num_classes, fb.prior_bias(prior_prob))
         self.reg_conv = fb.conv3x3(feat_channels, 4, reg_bias_init)
-        self.obj_conv = fb.conv3x3(feat_channels, 1)
+        self.obj_conv = fb.conv3x3(feat_channels, 1) if objectness else None
         self.scales = nn.LayerList([fb.Scale() for _ in self.fpn_stride])
-        # Center weighting (Sec. 3.2): the prior starts as a standard Gaussian at the box centre.
-        self.mu = self.create_parameter([self.num_classes, 2], attr=ParamAttr(initializer=Constant(0.0)))
-        self.sigma = self.create_parameter([self.num_classes, 2], attr=ParamAttr(initializer=Constant(1.0)))
+        # Center weighting (Sec. 3.2): the prior starts as a standard Gaussian at the box centre; 'fixed' and
+        # 'off' keep it there (parameters with trainable=False: no gradient, left out by ppdet's optimizer).
+        learn = center_prior == "learnable"
+        self.mu = self.create_parameter([self.num_classes, 2],
+                                        attr=ParamAttr(initializer=Constant(0.0), trainable=learn))
+        self.sigma = self.create_parameter([self.num_classes, 2],
+                                           attr=ParamAttr(initializer=Constant(1.0), trainable=learn))
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -232,7 +272,7 @@ class AutoAssignHead(nn.Layer):
                 pad_gt_mask [B, n, 1] (PadGT).
         Returns:
             dict of losses, or (cls_logits, ltrb, obj_logits, points): per-level lists of [B, C, H, W],
-            [B, 4, H, W] (pixels), [B, 1, H, W] and [H*W, 2].
+            [B, 4, H, W] (pixels), [B, 1, H, W] (None with objectness=False) and [H*W, 2].
         """
         self._check_feats(fpn_feats)
         cls_logits, ltrbs, obj_logits, points = [], [], [], []
@@ -242,7 +282,7 @@ class AutoAssignHead(nn.Layer):
             cls_logits.append(self.cls_conv(cls_feat))
             # FCOS norm_reg_targets: relu(scale * x) in strides, turned into pixels.
             ltrbs.append(F.relu(scale(self.reg_conv(reg_feat))) * stride)
-            obj_logits.append(self.obj_conv(reg_feat))
+            obj_logits.append(self.obj_conv(reg_feat) if self.objectness else None)
             height, width = feat.shape[2], feat.shape[3]
             if height is None or height < 0 or width is None or width < 0:  # unknown at export time
                 height, width = paddle.shape(feat)[2], paddle.shape(feat)[3]
@@ -271,7 +311,8 @@ class AutoAssignHead(nn.Layer):
         points = paddle.concat(points_list)
         strides = paddle.concat([paddle.full([p.shape[0]], float(s), "float32")
                                  for p, s in zip(points_list, self.fpn_stride)])
-        cls_prob = F.sigmoid(fb.flatten_levels(cls_logits)) * F.sigmoid(fb.flatten_levels(obj_logits))
+        cls_prob = self.class_probability(fb.flatten_levels(cls_logits),
+                                          fb.flatten_levels(obj_logits) if self.objectness else None)
         boxes = fb.distance_to_box(points, fb.flatten_levels(ltrbs))  # [B, L, 4]
         pos, neg, center, prior_mass = self._batch_losses(cls_prob, boxes, points, strides, gt_bbox, gt_labels,
                                                           valid)
@@ -281,7 +322,9 @@ class AutoAssignHead(nn.Layer):
         loss_neg = neg / prior_mass.clip(min=1.0) * self.neg_loss_weight
         loss_center = center / batch * self.center_loss_weight
         if gt_bbox.shape[1] == 0:  # no GT slot at all: keep every parameter in the graph (data parallel)
-            zero = sum(o.sum() for level in outs[:3] for o in level) * 0 + (self.mu.sum() + self.sigma.sum()) * 0
+            zero = sum(o.sum() for level in outs[:3] for o in level if o is not None) * 0
+            if self.center_prior == "learnable":
+                zero = zero + (self.mu.sum() + self.sigma.sum()) * 0
             loss_pos = loss_pos + zero
             loss_center = loss_center + zero
         return {"loss_pos": loss_pos, "loss_neg": loss_neg, "loss_center": loss_center}
@@ -300,13 +343,13 @@ class AutoAssignHead(nn.Layer):
         if gt_bbox.shape[1] == 0:
             return zero, negative_loss(cls_prob, paddle.ones_like(cls_prob), self.focal_gamma), zero, zero
         inside = paddle.logical_and(inside_boxes(points, gt_bbox), valid.unsqueeze(-1))  # [B, n, L]
-        prior, in_s = center_weights(points, strides, gt_bbox, gt_labels, self.mu, self.sigma, inside,
-                                     self.force_topk, valid)
+        prior, in_s, pos_prior = self.center_weighting(points, strides, gt_bbox, gt_labels, inside, valid)
         pred = boxes.unsqueeze(1)  # [B, 1, L, 4]
         target = gt_bbox.unsqueeze(2)  # [B, n, 1, 4]
         loc_loss = fb.giou_loss(pred, target)  # [B, n, L]
         p_cls = fb.class_scores_of_gts(cls_prob, gt_labels)  # [B, n, L]
-        pos, _ = positive_loss(p_cls, loc_loss, prior, in_s, self.temperature, self.loc_weight)
+        pos, _ = positive_loss(p_cls, loc_loss, pos_prior, in_s, self.temperature, self.loc_weight,
+                               self.confidence_weighting)
         with paddle.no_grad():
             # IoU >= 0: a padded slot's 0 never wins the max over real objects.
             iou = aligned_iou(pred, target) * valid.unsqueeze(-1).astype("float32")
@@ -317,9 +360,38 @@ class AutoAssignHead(nn.Layer):
         center = (num_with_s / mass.clip(min=EPS)).sum() if self.center_loss_weight else zero
         return pos.sum(), neg, center, mass.sum().detach()
 
+    def class_probability(self, cls_logits, obj_logits=None):
+        """P(cls): sigmoid(cls) * sigmoid(obj) (eq. 3), or sigmoid(cls) alone with objectness=False.
+
+        Args:
+            cls_logits (Tensor[..., C]), obj_logits (Tensor[..., 1] | None): None only with objectness=False.
+        Returns:
+            Tensor[..., C].
+        """
+        if not self.objectness:
+            return F.sigmoid(cls_logits)
+        return F.sigmoid(cls_logits) * F.sigmoid(obj_logits)
+
+    def center_weighting(self, points, strides, gt_bbox, gt_labels, inside, valid=None):
+        """S_n and the centre prior under the head's `center_prior` setting.
+
+        Args:
+            points (Tensor[L, 2]), strides (Tensor[L]), gt_bbox (Tensor[..., n, 4]), gt_labels (Tensor[..., n]),
+            inside (Tensor[..., n, L] bool), valid (Tensor[..., n] bool | None): as for `center_weights`.
+        Returns:
+            prior (Tensor[..., n, L]): G of mu, sigma (0 outside S_n): ranks force_topk, normalises the
+                negative loss and enters the center loss.
+            in_s (Tensor[..., n, L] bool): S_n.
+            pos_prior (Tensor[..., n, L]): the G of w+: prior, or 1 on S_n with center_prior='off'.
+        """
+        prior, in_s = center_weights(points, strides, gt_bbox, gt_labels, self.mu, self.sigma, inside,
+                                     self.force_topk, valid)
+        pos_prior = in_s.astype(prior.dtype) if self.center_prior == "off" else prior
+        return prior, in_s, pos_prior
+
     # ----------------------------------------------------------------------------------------------------
     def post_process(self, outs, scale_factor):
-        """score = P(cls | obj) P(obj), per-level top-k, decode, rescale, NMS.
+        """score = P(cls | obj) P(obj) (sigmoid(cls) with objectness=False), per-level top-k, decode, NMS.
 
         Args:
             outs: forward's (cls_logits, ltrb, obj_logits, points).
@@ -328,7 +400,8 @@ class AutoAssignHead(nn.Layer):
             bbox_pred (Tensor[N, 6]) (class, score, x1, y1, x2, y2), bbox_num (Tensor[B]).
         """
         cls_logits, ltrbs, obj_logits, points = outs
-        scores = [F.sigmoid(c.flatten(2).transpose([0, 2, 1])) * F.sigmoid(o.flatten(2).transpose([0, 2, 1]))
+        scores = [self.class_probability(c.flatten(2).transpose([0, 2, 1]),
+                                         o.flatten(2).transpose([0, 2, 1]) if self.objectness else None)
                   for c, o in zip(cls_logits, obj_logits)]
         ltrb = [d.flatten(2).transpose([0, 2, 1]) for d in ltrbs]
         return fb.post_process(scores, ltrb, points, scale_factor, self.nms, self.nms_pre)

@@ -20,6 +20,15 @@ Steps of the loss (:func:`dw_loss_terms`):
      the 1 of the GT's class in an all-ones [B, L, C] map; w_neg = P_neg * s^gamma1;
   5. loss_cls_pos = 0.25 * sum w_pos * BCE(p_cls, 1) / #objects, loss_loc = 0.25 * sum w_pos * BCE(p_loc, 1) /
      #objects, loss_cls_neg = sum w_neg * BCE(s, 0) / sum(1 - P_neg); both averages all-reduced across ranks.
+
+Ablation switches (``DWHead(pos_weighting=..., neg_weighting=...)``, both True by default). The official code has
+no such switch, and the paper's ablation text could not be consulted here, so each replacement is the simplest
+one that removes exactly that weighting (our choice, not the paper's stated protocol):
+  * ``pos_weighting=False``: w_pos = prior / sum_candidates(prior), the normalised centre prior alone (no
+    consistency t; each object's weights sum to 1); the losses and normalisers are unchanged.
+  * ``neg_weighting=False``: P_neg = 1 everywhere, i.e. w_neg = s^gamma1, the plain focal-style negative on
+    every location and class, candidates included; the normaliser stays DW's sum(1 - P_neg) of the real P_neg,
+    so that only the weight changes (with P_neg = 1 it would be 0, clipped to 1: an un-normalised sum).
 """
 import paddle
 import paddle.nn as nn
@@ -135,6 +144,18 @@ def negative_probability_curve(iou, gamma2=GAMMA2, iou_thr=NEG_IOU_THR):
     return k * iou ** gamma2 - k
 
 
+def prior_positive_weights(prior, eps=EPS):
+    """w_pos of the ``pos_weighting=False`` ablation: prior / sum_L(prior) per object (no consistency term).
+
+    Args:
+        prior (Tensor[B, n, L]): centre prior, 0 outside each object's candidates.
+    Returns:
+        Tensor[B, n, L], summing to 1 over each object's candidates (0 for objects without any), no gradient.
+    """
+    prior = prior.detach()
+    return (prior / prior.sum(-1, keepdim=True).clip(min=eps)).detach()
+
+
 def negative_probability(ious, candidates, gamma2=GAMMA2, iou_thr=NEG_IOU_THR, eps=EPS):
     """P_neg of each candidate: the curve, min-max normalised over each object's candidates, 1 below iou_thr.
 
@@ -195,7 +216,8 @@ def _neg_log(x):
 
 
 def dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, gt_valid, num_classes,
-                  soft_prior=True, beta=BETA, mu=MU, norm_mu=NORM_MU_OFFICIAL, gamma1=GAMMA1, gamma2=GAMMA2):
+                  soft_prior=True, beta=BETA, mu=MU, norm_mu=NORM_MU_OFFICIAL, gamma1=GAMMA1, gamma2=GAMMA2,
+                  pos_weighting=True, neg_weighting=True):
     """Un-normalised DW loss sums of one batch (steps 1-5 of the module docstring).
 
     Args:
@@ -204,6 +226,7 @@ def dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, gt_
         points (Tensor[L, 2]), point_strides (Tensor[L]).
         gt_bboxes (Tensor[B, n, 4]), gt_labels (Tensor[B, n] int), gt_valid (Tensor[B, n] bool): padded GT.
         num_classes (int).
+        pos_weighting, neg_weighting (bool): False replaces that weighting (module docstring, "Ablation").
     Returns:
         dict of 0-D Tensors: cls_pos, loc (sums over objects), cls_neg (sum), neg_factor (sum(1 - P_neg)),
         num_gt (number of real objects).
@@ -224,14 +247,14 @@ def dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, gt_
             ious = aligned_iou(pred_boxes.detach(), gt_boxes, eps=IOU_EPS)
         p_cls = fcos_base.class_scores_of_gts(scores, gt_labels)
         _, t = consistency(p_cls, reg_loss, beta)
-        w_pos = positive_weights(t, prior, mu, norm_mu)
+        w_pos = positive_weights(t, prior, mu, norm_mu) if pos_weighting else prior_positive_weights(prior)
         p_neg = negative_probability(ious, candidates, gamma2)
         p_neg_map = negative_probability_map(p_neg, gt_labels, num_classes)
         # BCE(p_loc, 1) = -log(exp(-beta * reg_loss)) = beta * reg_loss, written out to keep its gradient exact.
         terms = dict(cls_pos=POS_LOSS_WEIGHT * (w_pos * _neg_log(p_cls)).sum(),
                      loc=POS_LOSS_WEIGHT * (w_pos * beta * reg_loss).sum(),
                      num_gt=gt_valid.astype("float32").sum())
-    w_neg = negative_weights(p_neg_map, scores, gamma1)
+    w_neg = negative_weights(p_neg_map if neg_weighting else paddle.ones_like(p_neg_map), scores, gamma1)
     terms["cls_neg"] = (w_neg * _neg_log(1 - scores)).sum()
     terms["neg_factor"] = (1 - p_neg_map).sum()
     return terms
@@ -293,6 +316,9 @@ class DWHead(nn.Layer):
         beta, mu, norm_mu, gamma1, gamma2 (float): see the module constants.
         nms (MultiClassNMS): ppdet NMS (injected from YAML).
         nms_pre (int): locations kept per level before NMS.
+        conv_bias (bool): bias in the towers' 3x3 convs; the official head (strongwolf/DW, MMDetection's
+            AnchorFreeHead with conv_bias=True) has it; default False (this project's earlier towers).
+        pos_weighting, neg_weighting (bool): the ablations of the module docstring (True: DW).
     """
     __shared__ = ["num_classes"]
     __inject__ = ["nms"]
@@ -300,11 +326,13 @@ class DWHead(nn.Layer):
     def __init__(self, num_classes=80, in_channels=256, feat_channels=256, num_convs=fcos_base.TOWER_NUM_CONVS,
                  norm_groups=fcos_base.GN_GROUPS, fpn_stride=(8, 16, 32, 64, 128), with_refine=True,
                  soft_prior=True, beta=BETA, mu=MU, norm_mu=NORM_MU_OFFICIAL, gamma1=GAMMA1, gamma2=GAMMA2,
-                 nms="MultiClassNMS", nms_pre=fcos_base.NMS_PRE):
+                 nms="MultiClassNMS", nms_pre=fcos_base.NMS_PRE, conv_bias=False, pos_weighting=True,
+                 neg_weighting=True):
         super().__init__()
         _check_args(num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,
                     num_convs=num_convs, fpn_stride=fpn_stride, beta=beta, mu=mu, norm_mu=norm_mu,
-                    gamma1=gamma1, gamma2=gamma2)
+                    gamma1=gamma1, gamma2=gamma2, conv_bias=conv_bias, pos_weighting=pos_weighting,
+                    neg_weighting=neg_weighting)
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)
         self.fpn_stride = [int(s) for s in fpn_stride]
@@ -314,8 +342,9 @@ class DWHead(nn.Layer):
         self.gamma1, self.gamma2 = float(gamma1), float(gamma2)
         self.nms = nms
         self.nms_pre = nms_pre
-        self.cls_tower = fcos_base.ConvTower(in_channels, feat_channels, num_convs, norm_groups)
-        self.reg_tower = fcos_base.ConvTower(in_channels, feat_channels, num_convs, norm_groups)
+        self.pos_weighting, self.neg_weighting = pos_weighting, neg_weighting
+        self.cls_tower = fcos_base.ConvTower(in_channels, feat_channels, num_convs, norm_groups, conv_bias)
+        self.reg_tower = fcos_base.ConvTower(in_channels, feat_channels, num_convs, norm_groups, conv_bias)
         self.conv_cls = fcos_base.conv3x3(feat_channels, num_classes, fcos_base.prior_bias(CLS_PRIOR_PROB))
         self.conv_reg = fcos_base.conv3x3(feat_channels, 4, REG_BIAS_INIT)
         self.conv_centerness = fcos_base.conv3x3(feat_channels, 1, 0.0)
@@ -384,7 +413,8 @@ class DWHead(nn.Layer):
                   * F.sigmoid(fcos_base.flatten_levels(ctr_list)))
         ltrb = fcos_base.flatten_levels(ltrb_list)
         terms = dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, valid, self.num_classes,
-                              self.soft_prior, self.beta, self.mu, self.norm_mu, self.gamma1, self.gamma2)
+                              self.soft_prior, self.beta, self.mu, self.norm_mu, self.gamma1, self.gamma2,
+                              self.pos_weighting, self.neg_weighting)
         pos_avg = fcos_base.reduce_mean(terms["num_gt"]).clip(min=1.0)
         neg_avg = fcos_base.reduce_mean(terms["neg_factor"]).clip(min=1.0)
         losses = {"loss_cls_pos": terms["cls_pos"] / pos_avg,
@@ -422,6 +452,9 @@ def _check_args(**kwargs):
         value = kwargs[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError(f"{name} must be a positive number, got {value!r}")
+    for name in ("conv_bias", "pos_weighting", "neg_weighting"):
+        if not isinstance(kwargs[name], bool):
+            raise ValueError(f"{name} must be True or False, got {kwargs[name]!r}")
 
 
 registry.add(DWHead)

@@ -52,20 +52,33 @@ def conv3x3(in_channels, out_channels, bias_value=0.0, bias=True):
 class ConvTower(nn.Sequential):
     """FCOS tower: `num_convs` x (3x3 conv -> GroupNorm -> ReLU), shared by all FPN levels.
 
+    The sublayers are named ``conv{i}``, ``norm{i}``, ``relu{i}`` (i = 0 .. num_convs - 1), so a head's tower
+    parameters are e.g. ``cls_tower.conv0.weight`` and ``cls_tower.norm0.weight`` / ``.bias``: ppdet's
+    ``OptimizerBuilder.optimizer.param_groups`` selects parameters by substrings of these names (ppdet 2.6;
+    ``re.search`` in develop), e.g. ``{params: ['norm'], weight_decay: 0.0}`` keeps the GroupNorm parameters out
+    of weight decay (docs/autoassign.md). Integer indexing (``tower[0]`` is conv0) still works.
+
     Args:
         in_channels (int), feat_channels (int): channels in / of every conv.
         num_convs (int): depth.
         num_groups (int): GroupNorm groups; must divide feat_channels.
+        conv_bias (bool): a bias (initialised to 0) in every 3x3 conv. False (default) keeps this project's
+            earlier towers; MMDetection's AutoAssignHead and the official DW head (strongwolf/DW, both built on
+            MMDetection's AnchorFreeHead with ``conv_bias=True``) use True, ahead of GroupNorm.
     Input [B, in_channels, H, W] -> output [B, feat_channels, H, W].
     """
 
-    def __init__(self, in_channels=256, feat_channels=256, num_convs=TOWER_NUM_CONVS, num_groups=GN_GROUPS):
+    def __init__(self, in_channels=256, feat_channels=256, num_convs=TOWER_NUM_CONVS, num_groups=GN_GROUPS,
+                 conv_bias=False):
         if feat_channels % num_groups:
             raise ValueError(f"feat_channels ({feat_channels}) must be divisible by num_groups ({num_groups})")
+        if not isinstance(conv_bias, bool):
+            raise ValueError(f"conv_bias must be True or False, got {conv_bias!r}")
         layers = []
         for i in range(num_convs):
-            layers += [conv3x3(in_channels if i == 0 else feat_channels, feat_channels, bias=False),
-                       nn.GroupNorm(num_groups, feat_channels), nn.ReLU()]
+            layers += [(f"conv{i}", conv3x3(in_channels if i == 0 else feat_channels, feat_channels,
+                                            bias=conv_bias)),
+                       (f"norm{i}", nn.GroupNorm(num_groups, feat_channels)), (f"relu{i}", nn.ReLU())]
         super().__init__(*layers)
 
 

@@ -124,13 +124,17 @@ def _np_giou(p, g, eps=fb.GIOU_EPS):
     return inter / union, inter / union - (enclose - union) / enclose
 
 
-def numpy_losses(cls_logit, obj_logit, ltrb, points, strides, images, mu, sigma, force_topk):
-    """Plain re-computation of AutoAssign's losses from the formulas (paper eq. 1-12, MMDetection weights)."""
+def numpy_losses(cls_logit, obj_logit, ltrb, points, strides, images, mu, sigma, force_topk, center_prior="learnable",
+                 confidence_weighting=True, objectness=True):
+    """Plain re-computation of AutoAssign's losses from the formulas (paper eq. 1-12, MMDetection weights).
+
+    The ablations: center_prior='off' puts 1 in place of G in w+ only; confidence_weighting=False drops
+    exp(P / tau) from w+; objectness=False makes P(cls) = sigmoid(cls)."""
     tau, lam, gamma, eps = 1 / 3, 5.0, 2.0, 1e-12
     batch, num_points, _ = cls_logit.shape
     pos_sum, neg_sum, mass_sum, num_obj, centers = 0.0, 0.0, 0.0, 0, []
     for b in range(batch):
-        prob = _sig(cls_logit[b]) * _sig(obj_logit[b])[:, None]
+        prob = _sig(cls_logit[b]) * (_sig(obj_logit[b])[:, None] if objectness else 1.0)
         pred = np.stack([points[:, 0] - ltrb[b, :, 0], points[:, 1] - ltrb[b, :, 1],
                          points[:, 0] + ltrb[b, :, 2], points[:, 1] + ltrb[b, :, 3]], 1)
         boxes, labels = images[b]
@@ -165,7 +169,9 @@ def numpy_losses(cls_logit, obj_logit, ltrb, points, strides, images, mu, sigma,
             prior = g * inside
             mass += prior.sum()
             joint = prob[:, labels[j]] * np.exp(-lam * (1 - giou[j]))
-            w = np.exp(joint / tau) * prior
+            w = inside.astype(float) if center_prior == "off" else prior
+            if confidence_weighting:
+                w = np.exp(joint / tau) * w
             w = w / w.sum()
             pos_sum += -np.log((w * joint).sum())
             v = 1 / (1 - best[inside])
@@ -366,6 +372,115 @@ def test_bad_constructor_arguments_raise():
         make_head(num_classes=0)
     with pytest.raises(ValueError, match="temperature"):
         make_head(temperature=0)
+
+
+# ------------------------------------------------------------------------------------------------ ablations
+ABLATIONS = [dict(center_prior="fixed"), dict(center_prior="off"), dict(confidence_weighting=False),
+             dict(objectness=False), dict(center_prior="off", confidence_weighting=False)]
+
+
+@pytest.mark.parametrize("switches", ABLATIONS)
+def test_ablation_losses_equal_numpy_recomputation_and_differ_from_the_default(switches):
+    case = fixed_case()
+    fixed = switches.get("center_prior", "learnable") != "learnable"
+    mu = np.zeros([C, 2], "float32") if fixed else case["mu"]
+    sigma = np.ones([C, 2], "float32") if fixed else case["sigma"]
+    head = make_head(force_topk=3, **switches)
+    default = make_head(force_topk=3)
+    for h in (head, default):
+        h.mu.set_value(mu)
+        h.sigma.set_value(sigma)
+    losses = head.get_loss(to_outs(case), targets_of(case))
+    images = [(case["gt_bbox"][0].astype("float64"), case["gt_class"][0, :, 0]), (np.zeros([0, 4]), [])]
+    expected = numpy_losses(case["cls_logit"].astype("float64"), case["obj_logit"].astype("float64"),
+                            case["ltrb"].astype("float64"), case["points"].numpy().astype("float64"),
+                            case["strides"].numpy().astype("float64"), images, mu.astype("float64"),
+                            sigma.astype("float64"), 3, **switches)
+    for key, value in expected.items():
+        np.testing.assert_allclose(float(losses[key]), value, rtol=1e-5, atol=1e-7, err_msg=key)
+    base = default.get_loss(to_outs(case), targets_of(case))
+    changed = "loss_pos" if "objectness" not in switches else "loss_neg"
+    if switches.get("center_prior") != "fixed":  # 'fixed' equals the default at mu = 0, sigma = 1
+        assert abs(float(losses[changed]) - float(base[changed])) > 1e-4, changed
+
+
+def test_center_prior_off_without_confidence_gives_equal_positive_weights_inside_the_box():
+    _, points, strides = grid_points()
+    gts, labels = t([[2, 3, 27, 30]]), t([1], "int64")
+    head = make_head(center_prior="off", confidence_weighting=False)
+    head.mu.set_value(t(np.full([C, 2], 0.7)))  # whatever mu, sigma: 'off' ignores them in w+
+    inside = aa.inside_boxes(points, gts)
+    _, in_s, pos_prior = head.center_weighting(points, strides, gts, labels, inside)
+    rng = np.random.RandomState(0)
+    _, w_pos = aa.positive_loss(t(rng.rand(1, 20)), t(rng.rand(1, 20)), pos_prior, in_s,
+                                confidence_weighting=False)
+    w, s = w_pos.numpy()[0], in_s.numpy()[0]
+    assert s.sum() == 16  # 3 x 4 stride-8 and 2 x 2 stride-16 cell centres lie inside the box
+    np.testing.assert_allclose(w[s], 1 / 16, rtol=1e-6)
+    np.testing.assert_array_equal(w[~s], 0)
+
+
+def test_center_prior_off_keeps_the_confidence_factor_only():
+    _, points, strides = grid_points()
+    gts, labels = t([[2, 3, 27, 30]]), t([1], "int64")
+    head = make_head(center_prior="off")
+    inside = aa.inside_boxes(points, gts)
+    _, in_s, pos_prior = head.center_weighting(points, strides, gts, labels, inside)
+    rng = np.random.RandomState(1)
+    p_cls, loc = rng.rand(1, 20).astype("float32"), rng.rand(1, 20).astype("float32")
+    _, w_pos = aa.positive_loss(t(p_cls), t(loc), pos_prior, in_s)
+    s = in_s.numpy()[0]
+    c = np.exp(p_cls[0] * np.exp(-5 * loc[0]) * 3) * s
+    np.testing.assert_allclose(w_pos.numpy()[0], c / c.sum(), rtol=1e-5, atol=1e-7)
+
+
+def test_fixed_and_off_center_priors_are_never_trained():
+    for mode in ("fixed", "off"):
+        head = make_head(center_prior=mode)
+        head.train()
+        losses = head(feats(), targets_of(fixed_case()))
+        losses["loss"].backward()
+        for param, value in ((head.mu, 0.0), (head.sigma, 1.0)):
+            assert not param.trainable and param.grad is None, mode
+            np.testing.assert_array_equal(param.numpy(), value)
+        trainable = [n for n, p in head.named_parameters() if p.trainable]
+        assert "mu" not in trainable and "sigma" not in trainable
+    assert make_head().mu.trainable
+
+
+def test_objectness_off_scores_are_the_class_sigmoid_and_no_obj_conv_exists():
+    head = make_head(objectness=False)
+    assert head.obj_conv is None and not any("obj" in n for n, _ in head.named_parameters())
+    logits = t(np.random.RandomState(0).randn(2, 5, C))
+    np.testing.assert_allclose(head.class_probability(logits).numpy(), 1 / (1 + np.exp(-logits.numpy())),
+                               rtol=1e-6)
+    head.eval()
+    cls_logits, ltrbs, obj_logits, points = head(feats(batch=1))
+    assert obj_logits == [None, None]
+    cls_logits = [paddle.full_like(c, -10.0) for c in cls_logits]
+    cls_logits[0][0, 1, 2, 3] = 3.0  # one confident location of class 1
+    bbox, num = head.post_process((cls_logits, ltrbs, obj_logits, points), t([[1.0, 1.0]]))
+    assert int(num[0]) == 1
+    np.testing.assert_allclose(float(bbox[0, 1]), 1 / (1 + np.exp(-3.0)), rtol=1e-5)  # no objectness factor
+    head.train()
+    losses = head(feats(), targets_of(fixed_case()))
+    assert all(np.isfinite(float(v)) for v in losses.values())
+
+
+def test_conv_bias_adds_a_bias_to_every_tower_conv():
+    names = [n for n, _ in make_head(conv_bias=True).named_parameters()]
+    assert "cls_tower.conv0.bias" in names and "reg_tower.conv0.bias" in names
+    assert not any(n.endswith("conv0.bias") for n, _ in make_head().named_parameters())
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(center_prior="gaussian"), "center_prior"), (dict(center_prior=None), "center_prior"),
+    (dict(confidence_weighting="no"), "confidence_weighting"), (dict(objectness=0), "objectness"),
+    (dict(conv_bias="True"), "conv_bias"),
+])
+def test_bad_ablation_switches_raise_value_error_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        make_head(**kwargs)
 
 
 # ------------------------------------------------------------------------------------ through ppdet's YAML

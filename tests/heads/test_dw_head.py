@@ -97,8 +97,11 @@ def _np_iou_giou(p, g, eps):
     return inter / union, inter / union - (enclose - union) / enclose
 
 
-def _np_loss(cls_logits, ltrb, ctr, gt_bbox, gt_class, pad, norm_mu=3.0):
-    """DW loss of flattened outputs cls [B, L, C], ltrb [B, L, 4], ctr [B, L, 1] (official formulas)."""
+def _np_loss(cls_logits, ltrb, ctr, gt_bbox, gt_class, pad, norm_mu=3.0, pos_weighting=True, neg_weighting=True):
+    """DW loss of flattened outputs cls [B, L, C], ltrb [B, L, 4], ctr [B, L, 1] (official formulas).
+
+    Ablations: pos_weighting=False -> w_pos = prior / sum prior; neg_weighting=False -> w_neg = s^2 everywhere
+    (the normaliser keeps the real P_neg)."""
     points, pstrides = _np_points()
     scores = _sigmoid(cls_logits) * _sigmoid(ctr)
     k = 1 / (0.5 ** 2 - 1)
@@ -127,6 +130,8 @@ def _np_loss(cls_logits, ltrb, ctr, gt_bbox, gt_class, pad, norm_mu=3.0):
             p_loc = np.exp(-5 * reg)
             t = p_cls * p_loc
             w_pos = np.exp(5 * t) * t * prior / max((np.exp(norm_mu * t) * t * prior).sum(), 1e-12)
+            if not pos_weighting:
+                w_pos = prior / max(prior.sum(), 1e-12)
             cls_pos += 0.25 * (w_pos * -np.log(p_cls)).sum()
             loc += 0.25 * (w_pos * -np.log(p_loc)).sum()
             if inside.any():
@@ -137,7 +142,7 @@ def _np_loss(cls_logits, ltrb, ctr, gt_bbox, gt_class, pad, norm_mu=3.0):
                 high_iou += int((ious[inside] >= 0.5).sum())
                 idx = np.nonzero(inside)[0]
                 p_neg_map[idx, c] = np.minimum(p_neg_map[idx, c], y)
-        neg += (p_neg_map * s ** 2 * -np.log(1 - s)).sum()
+        neg += ((p_neg_map if neg_weighting else 1.0) * s ** 2 * -np.log(1 - s)).sum()
         neg_factor += (1 - p_neg_map).sum()
     out = dict(loss_cls_pos=cls_pos / max(num_gt, 1), loss_loc=loc / max(num_gt, 1),
                loss_cls_neg=neg / max(neg_factor, 1))
@@ -261,6 +266,67 @@ def test_loss_equals_numpy_recomputation(with_refine):
         np.testing.assert_allclose(float(losses[key]), value, rtol=1e-5, atol=1e-5, err_msg=key)
     assert ref["loss_cls_pos"] > 0 and ref["loss_loc"] > 0 and ref["loss_cls_neg"] > 0
     assert high_iou > 0  # the fixture exercises the IoU-dependent part of P_neg
+
+
+@pytest.mark.parametrize("switches", [dict(pos_weighting=False), dict(neg_weighting=False),
+                                      dict(pos_weighting=False, neg_weighting=False)])
+def test_ablation_losses_equal_numpy_recomputation_and_differ_from_dw(switches):
+    losses = {}
+    for name, kw in (("dw", {}), ("ablation", switches)):
+        head = _small_head(False, **kw)
+        head.train()
+        rng = np.random.default_rng(2)
+        for param in head.parameters():
+            param.set_value(param + paddle.to_tensor(rng.normal(0, 0.05, param.shape).astype("float32")))
+        head.conv_reg.bias.set_value(paddle.full([4], 1.6))
+        losses[name] = head(_feats(), _targets())
+    coarse = head.forward_coarse(_feats())
+    tg = {k: v.numpy() for k, v in _targets().items()}
+    ref, _ = _np_loss(_flat([c[0].numpy().astype(float) for c in coarse]),
+                      _flat([c[1].numpy().astype(float) for c in coarse]),
+                      _flat([c[2].numpy().astype(float) for c in coarse]), tg["gt_bbox"].astype(float),
+                      tg["gt_class"][..., 0], tg["pad_gt_mask"][..., 0] > 0, **switches)
+    for key, value in ref.items():
+        np.testing.assert_allclose(float(losses["ablation"][key]), value, rtol=1e-5, atol=1e-5, err_msg=key)
+    changed = ["loss_cls_pos", "loss_loc"] if "pos_weighting" in switches else []
+    changed += ["loss_cls_neg"] if "neg_weighting" in switches else []
+    for key in ("loss_cls_pos", "loss_loc", "loss_cls_neg"):
+        a, b = float(losses["ablation"][key]), float(losses["dw"][key])
+        assert (abs(a - b) > 1e-4 * abs(b)) == (key in changed), (key, a, b)
+
+
+def test_prior_positive_weights_are_the_normalised_prior():
+    prior = paddle.to_tensor([[[0.5, 0.25, 0.0, 0.25], [0.0, 0.0, 0.0, 0.0]]])
+    w = dw.prior_positive_weights(prior).numpy()
+    np.testing.assert_allclose(w[0, 0], [0.5, 0.25, 0.0, 0.25], rtol=1e-6)
+    np.testing.assert_array_equal(w[0, 1], 0)  # no candidates: no weight
+
+
+def test_neg_weighting_off_makes_candidates_full_negatives():
+    # With P_neg = 1 a candidate's negative term is s^2 * -log(1 - s), as at a location outside every box.
+    head = _small_head(False, neg_weighting=False)
+    scores = paddle.full([1, 4, NUM_CLASSES], 0.3)
+    # predicted boxes: the GT itself (IoU 1), [0, 0, 16, 12] (IoU 0.75), [0, 8, 8, 16] (IoU 0.25), far away
+    ltrb = paddle.to_tensor([[[4.0, 4.0, 12.0, 12.0], [12.0, 4.0, 4.0, 8.0], [4.0, 4.0, 4.0, 4.0],
+                              [4.0, 4.0, 4.0, 4.0]]])
+    points = paddle.to_tensor([[4.0, 4.0], [12.0, 4.0], [4.0, 12.0], [40.0, 40.0]])
+    strides = paddle.full([4], 8.0)
+    gt = paddle.to_tensor([[[0.0, 0.0, 16.0, 16.0]]])  # the first three points are candidates
+    kw = dict(gt_labels=paddle.to_tensor([[1]]), gt_valid=paddle.to_tensor([[True]]), num_classes=NUM_CLASSES)
+    off = dw.dw_loss_terms(scores, ltrb, points, strides, gt, neg_weighting=False, **kw)
+    on = dw.dw_loss_terms(scores, ltrb, points, strides, gt, **kw)
+    np.testing.assert_allclose(float(off["cls_neg"]), 4 * NUM_CLASSES * 0.09 * -math.log(0.7), rtol=1e-5)
+    assert float(on["cls_neg"]) < float(off["cls_neg"])  # DW lowers the candidates' negative weight
+    np.testing.assert_allclose(float(off["neg_factor"]), float(on["neg_factor"]), rtol=1e-6)
+    # 1 - P_neg summed: ~1 at IoU 1, 1 - 4/3 (1 - 0.75^2) at IoU 0.75 (IoU 0.25 < 0.5: P_neg = 1)
+    np.testing.assert_allclose(float(on["neg_factor"]), 1 + 1 - 4 / 3 * (1 - 0.75 ** 2), rtol=1e-5)
+    assert head.neg_weighting is False
+
+
+def test_conv_bias_adds_a_bias_to_every_tower_conv():
+    names = [n for n, _ in _small_head(True, conv_bias=True).named_parameters()]
+    assert "cls_tower.conv0.bias" in names and "reg_tower.conv0.bias" in names
+    assert not any(n.endswith("conv0.bias") for n, _ in _small_head(True).named_parameters())
 
 
 def test_refinement_changes_boxes_when_enabled():
@@ -388,6 +454,9 @@ def test_missing_pad_gt_mask_treats_zero_boxes_as_padding():
     (dict(beta=0.0), "beta"),
     (dict(mu="5"), "mu"),
     (dict(feat_channels=10, norm_groups=4), "feat_channels"),
+    (dict(conv_bias=1), "conv_bias"),
+    (dict(pos_weighting="off"), "pos_weighting"),
+    (dict(neg_weighting=None), "neg_weighting"),
 ])
 def test_bad_constructor_argument_raises_value_error_naming_it(kwargs, name):
     args = dict(num_classes=NUM_CLASSES, in_channels=8, feat_channels=8, num_convs=1, norm_groups=2,

@@ -145,3 +145,69 @@ def test_min_by_class_batched_equals_per_image_and_handles_no_objects():
             np.testing.assert_allclose(out[b, :, c], expected)
     empty = fb.min_by_class(paddle.zeros([3, 0, 7]), paddle.zeros([3, 0], "int64"), 2)
     np.testing.assert_array_equal(empty.numpy(), np.ones([3, 7, 2]))
+
+
+def test_conv_tower_sublayers_are_named_and_conv_bias_adds_biases():
+    names = [n for n, _ in fb.ConvTower(8, 16, num_convs=2, num_groups=4).named_parameters()]
+    assert names == ["conv0.weight", "norm0.weight", "norm0.bias", "conv1.weight", "norm1.weight", "norm1.bias"]
+    tower = fb.ConvTower(8, 16, num_convs=2, num_groups=4, conv_bias=True)
+    assert [n for n, _ in tower.named_parameters() if n.startswith("conv")] == [
+        "conv0.weight", "conv0.bias", "conv1.weight", "conv1.bias"]
+    np.testing.assert_array_equal(tower.conv1.bias.numpy(), 0)
+    assert tower[0] is tower.conv0 and tower[1] is tower.norm0
+    with pytest.raises(ValueError, match="conv_bias"):
+        fb.ConvTower(8, 16, num_groups=4, conv_bias="yes")
+
+
+# The YAML block documented in docs/autoassign.md and docs/dw.md.
+NORM_NO_DECAY_YAML = """
+OptimizerBuilder:
+  clip_grad_by_norm: 10.0
+  optimizer:
+    type: AdamW
+    weight_decay: 0.0005
+    param_groups:
+      - params: ['norm']
+        weight_decay: 0.0
+  regularizer: ~
+"""
+
+
+@pytest.mark.parametrize("head_name", ["AutoAssignHead", "DWHead"])
+def test_ppdet_adamw_param_group_keeps_tower_norms_out_of_weight_decay(head_name):
+    import yaml
+    from ppdet.optimizer import OptimizerBuilder
+    from ppassign.heads.autoassign_head import AutoAssignHead
+    from ppassign.heads.dw_head import DWHead
+
+    class Model(paddle.nn.Layer):  # names as in ppdet's FCOS architecture: fcos_head.cls_tower.norm0.weight
+        def __init__(self, head):
+            super().__init__()
+            self.fcos_head = head
+
+    kw = dict(num_classes=3, in_channels=8, feat_channels=8, num_convs=2, fpn_stride=[8, 16], conv_bias=True)
+    head = (AutoAssignHead(num_groups=4, **kw) if head_name == "AutoAssignHead"
+            else DWHead(norm_groups=4, nms=None, **kw))
+    model = Model(head)
+    builder = OptimizerBuilder(**yaml.safe_load(NORM_NO_DECAY_YAML)["OptimizerBuilder"])
+    lr = 0.5
+    opt = builder(lr, model)
+    params = dict(model.named_parameters())
+    norm_names = [n for n in params if "norm" in n]
+    assert sorted(norm_names) == sorted(f"fcos_head.{tw}_tower.norm{i}.{p}" for tw in ("cls", "reg")
+                                        for i in range(2) for p in ("weight", "bias"))
+    for param in params.values():  # nonzero weights everywhere, so that decay would show on every one
+        param.set_value(paddle.full(param.shape, 0.5))
+    before = {n: p.numpy().copy() for n, p in params.items()}
+    (sum(p.sum() for p in model.parameters() if p.trainable) * 0.0).backward()  # zero gradients
+    opt.step()
+    for name, param in params.items():
+        if not param.trainable:
+            continue
+        # Adam's update of a zero gradient is 0: what changes is AdamW's decoupled decay p *= 1 - lr * wd
+        expected = before[name] if name in norm_names else before[name] * (1 - lr * 0.0005)
+        np.testing.assert_allclose(param.numpy(), expected, rtol=1e-7, err_msg=name)
+    assert not np.allclose(params["fcos_head.cls_tower.conv0.weight"].numpy(),
+                           before["fcos_head.cls_tower.conv0.weight"], rtol=1e-7, atol=0)
+    np.testing.assert_array_equal(params["fcos_head.cls_tower.norm0.weight"].numpy(),
+                                  before["fcos_head.cls_tower.norm0.weight"])
