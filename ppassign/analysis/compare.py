@@ -331,6 +331,33 @@ def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, d
     return results
 
 
+def collect_results(dirs):
+    """Merge the results.json of several comparison runs (of one budget) into seed -> rows, for `seeds_table`.
+
+    Each dir is a `run_seeds` output (rows per seed) or a `run_comparison` output (one seed). A method run
+    twice with the same seed keeps the later dir's row. Raises CompareError for a missing file or a budget that
+    differs from the first dir's.
+    """
+    results, budget = {}, None
+    for folder in dirs:
+        path = os.path.join(folder, "results.json")
+        if not os.path.isfile(path):
+            raise CompareError(f"no results.json in {folder}")
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        if budget is None:
+            budget = saved["budget"]
+        elif saved["budget"] != budget:
+            raise CompareError(f"{folder} was run with another budget ({saved['budget']}) than {dirs[0]} "
+                               f"({budget}): tabulate one budget at a time")
+        per_seed = saved["rows"] if isinstance(saved["rows"], dict) else {str(saved["seed"]): saved["rows"]}
+        for seed, rows in per_seed.items():
+            merged = {row["method"]: row for row in results.get(int(seed), [])}
+            merged.update({row["method"]: row for row in rows})
+            results[int(seed)] = list(merged.values())
+    return results, budget
+
+
 def _pct(value):
     if value is None:
         return "-"

@@ -248,3 +248,25 @@ def test_derived_config_takes_the_learning_rate_of_the_variant():
     assert yaml.safe_load(compare.derived_config("autoassign_noobj", budget))["LearningRate"]["base_lr"] == 0.002
     assert compare.parse_methods("dw_ablation") == ["dw_norefine_posonly", "dw_norefine_negonly"]
     assert "autoassign_sgd" not in compare.parse_methods("all")
+
+
+def _saved_run(folder, budget, rows_by_seed):
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"budget": budget, "rows": rows_by_seed}))
+    return str(folder)
+
+
+def test_collect_results_merges_runs_of_one_budget_and_rejects_another(tmp_path):
+    row = lambda method, ap: {"method": method, "label": method.upper(), "ok": True, "AP": ap, "AP50": ap,
+                              "AP75": ap, "sec_per_iter": 1.0}
+    budget = compare.default_budget()
+    a = _saved_run(tmp_path / "a", budget, {"0": [row("fcos", 0.1)], "1": [row("fcos", 0.2)]})
+    b = _saved_run(tmp_path / "b", budget, {"0": [row("dw", 0.3)], "1": [row("dw", 0.5)]})
+    results, _ = compare.collect_results([a, b])
+    assert sorted(results) == [0, 1] and [r["method"] for r in results[1]] == ["fcos", "dw"]
+    assert "| DW | 30.0 | 50.0 | 40.0 | 20.0 |" in compare.seeds_table(results)
+    c = _saved_run(tmp_path / "c", dict(budget, epochs=99), {"0": [row("dw", 0.3)]})
+    with pytest.raises(compare.CompareError, match="another budget"):
+        compare.collect_results([a, c])
+    with pytest.raises(compare.CompareError, match="no results.json"):
+        compare.collect_results([str(tmp_path)])
