@@ -7,6 +7,8 @@
 with each RetinaNet assigner, one anchor per location) and retinanet9 (nine anchors).
 Writes <output_dir>/results.md (COCO AP, AP50, AP75, APs/m/l, s/iter), results.json and curves.png; with
 --seeds, one such folder per seed (<output_dir>/seed<k>) and, in <output_dir>, the table over seeds.
+Variants (one change to a method: optimizer, levels, head switches, ablations) are methods too, with the groups
+setup, align, autoassign_ablation and dw_ablation. `--tabulate DIR ...` prints one table over earlier runs.
 """
 import argparse
 import os
@@ -29,6 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
     parser.add_argument("--dataset_dir", default=None, help="synthetic dataset folder (default <output_dir>/dataset)")
     parser.add_argument("-o", "--opt", nargs="*", default=[], help="extra key=value overrides for every method")
+    parser.add_argument("--tabulate", nargs="+", metavar="DIR", default=None,
+                        help="train nothing: print the seeds table of earlier runs' output dirs (one budget)")
     return parser.parse_args(argv), list(budget)
 
 
@@ -36,7 +40,10 @@ def main(argv=None):
     args, budget_keys = parse_args(argv)
     budget = {k: getattr(args, k) for k in budget_keys}
     try:
-        if args.seeds:
+        if args.tabulate:
+            results, _ = compare.collect_results(args.tabulate)
+            print(compare.seeds_table(results), end="")
+        elif args.seeds:
             try:
                 seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
             except ValueError:

@@ -39,10 +39,35 @@ for _key, _label in RETINA_ASSIGNERS.items():
     METHODS[f"retina_{_key}"] = (f"retina_{_key}.yml", f"RetinaNet A=1, {_label}")
 for _key, _label in RETINA_ASSIGNERS.items():
     METHODS[f"retina9_{_key}"] = (f"retina9_{_key}.yml", f"RetinaNet A=9, {_label}")
+# Variants of the FCOS-style methods (configs/compare/variants/<name>.yml: the method's file plus one change),
+# for the set-up, alignment and ablation experiments of docs/analysis.md. name -> (group, what it changes).
+VARIANTS = {
+    "fcos_sgd": ("setup", "FCOS, SGD 0.005 + momentum (papers' optimizer)"),
+    "autoassign_sgd": ("setup", "AutoAssign, SGD 0.005 + momentum (papers' optimizer)"),
+    "dw_sgd": ("setup", "DW, SGD 0.005 + momentum (papers' optimizer)"),
+    "fcos_nonormdecay": ("setup", "FCOS, no weight decay on norm parameters"),
+    "autoassign_nonormdecay": ("setup", "AutoAssign, no weight decay on norm parameters"),
+    "dw_nonormdecay": ("setup", "DW, no weight decay on norm parameters"),
+    "autoassign_p37": ("setup", "AutoAssign on P3-P7"),
+    "dw_p37": ("setup", "DW on P3-P7"),
+    "autoassign_bias": ("align", "AutoAssign, bias in the tower convs"),
+    "autoassign_offset0": ("align", "AutoAssign, point offset 0"),
+    "dw_bias": ("align", "DW, bias in the tower convs"),
+    "autoassign_prior_fixed": ("autoassign_ablation", "AutoAssign, centre prior fixed"),
+    "autoassign_prior_off": ("autoassign_ablation", "AutoAssign, no centre prior"),
+    "autoassign_noconf": ("autoassign_ablation", "AutoAssign, no confidence weighting"),
+    "autoassign_noobj": ("autoassign_ablation", "AutoAssign, no implicit objectness"),
+    "dw_norefine_posonly": ("dw_ablation", "DW without refinement, positive weighting only"),
+    "dw_norefine_negonly": ("dw_ablation", "DW without refinement, negative weighting only"),
+}
+for _name, (_group, _label) in VARIANTS.items():
+    METHODS[_name] = (os.path.join("variants", f"{_name}.yml"), _label)
 # Names that stand for several methods in --methods.
-GROUPS = {"all": [m for m in METHODS if not m.startswith("retina")],
+GROUPS = {"all": [m for m in METHODS if not m.startswith("retina") and m not in VARIANTS],
           "retinanet": [f"retina_{k}" for k in RETINA_ASSIGNERS],
           "retinanet9": [f"retina9_{k}" for k in RETINA_ASSIGNERS]}
+for _name, (_group, _label) in VARIANTS.items():
+    GROUPS.setdefault(_group, []).append(_name)
 
 # COCOeval.stats order (pycocotools): AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl.
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -107,11 +132,14 @@ def derived_config(method, budget, config_dir=CONFIG_DIR):
     base = os.path.abspath(os.path.join(config_dir, METHODS[method][0]))
     if not os.path.isfile(base):
         raise CompareError(f"config of method {method!r} not found: {base}")
+    base_lr = _base_lr(base)
+    if base_lr is None:
+        raise CompareError(f"config of method {method!r} sets no LearningRate.base_lr (nor do its _BASE_ files)")
     cfg = {
         "_BASE_": [base],
         "epoch": budget["epochs"],
         "snapshot_epoch": budget["eval_interval"],
-        "LearningRate": {"base_lr": _base_lr(config_dir),
+        "LearningRate": {"base_lr": base_lr,
                          "schedulers": [{"name": "CosineDecay", "max_epochs": budget["epochs"]},
                                         {"name": "LinearWarmup", "start_factor": 0.1, "steps": 20}]},
         "TrainReader": {"batch_size": budget["batch_size"]},
@@ -129,13 +157,20 @@ def dataset_overrides(budget, dataset_dir):
     return out + [f"TestDataset.anno_path={os.path.join(root, 'annotations', 'val.json')}"]
 
 
-def _base_lr(config_dir):
-    with open(os.path.join(config_dir, "_base_compare.yml"), encoding="utf-8") as f:
+def _base_lr(config_path):
+    """LearningRate.base_lr of a config: its own, else that of its last ``_BASE_`` file that sets one (ppdet
+    merges the bases in order, the file itself last). Read from the text: the configs use ppdet's YAML tags."""
+    with open(config_path, encoding="utf-8") as f:
         text = f.read()
-    match = re.search(r"base_lr:\s*([0-9.eE+-]+)", text)
-    if not match:
-        raise CompareError(f"{config_dir}/_base_compare.yml has no LearningRate.base_lr")
-    return float(match.group(1))
+    match = re.search(r"^\s+base_lr:\s*([0-9.eE+-]+)", text, re.MULTILINE)
+    if match:
+        return float(match.group(1))
+    bases = re.search(r"^_BASE_:\s*\[([^\]]*)\]", text, re.MULTILINE)
+    for base in reversed(re.findall(r"['\"]([^'\"]+)['\"]", bases.group(1)) if bases else []):
+        value = _base_lr(os.path.join(os.path.dirname(config_path), base))
+        if value is not None:
+            return value
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -294,6 +329,33 @@ def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, d
         plot_seed_curves(curves, os.path.join(output_dir, "curves.png"))
     print(seeds_table(results), flush=True)
     return results
+
+
+def collect_results(dirs):
+    """Merge the results.json of several comparison runs (of one budget) into seed -> rows, for `seeds_table`.
+
+    Each dir is a `run_seeds` output (rows per seed) or a `run_comparison` output (one seed). A method run
+    twice with the same seed keeps the later dir's row. Raises CompareError for a missing file or a budget that
+    differs from the first dir's.
+    """
+    results, budget = {}, None
+    for folder in dirs:
+        path = os.path.join(folder, "results.json")
+        if not os.path.isfile(path):
+            raise CompareError(f"no results.json in {folder}")
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        if budget is None:
+            budget = saved["budget"]
+        elif saved["budget"] != budget:
+            raise CompareError(f"{folder} was run with another budget ({saved['budget']}) than {dirs[0]} "
+                               f"({budget}): tabulate one budget at a time")
+        per_seed = saved["rows"] if isinstance(saved["rows"], dict) else {str(saved["seed"]): saved["rows"]}
+        for seed, rows in per_seed.items():
+            merged = {row["method"]: row for row in results.get(int(seed), [])}
+            merged.update({row["method"]: row for row in rows})
+            results[int(seed)] = list(merged.values())
+    return results, budget
 
 
 def _pct(value):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 import ppassign  # noqa: F401
 from ppassign.engine.common import PipelineError
@@ -151,6 +152,8 @@ def test_compare_configs_share_backbone_neck_optimizer_and_data():
     shared = ("CSPResNet", "FPN", "OptimizerBuilder", "depth_mult", "width_mult", "epoch", "EvalReader")
     seen = {}
     for name, (filename, _) in compare.METHODS.items():
+        if name in compare.VARIANTS:
+            continue
         cfg = load_config(os.path.join(compare.CONFIG_DIR, filename))
         assert cfg.get(cfg.architecture)["backbone"] == "CSPResNet"
         assert cfg.get(cfg.architecture)["neck"] == "FPN"
@@ -192,3 +195,78 @@ def test_seeds_table_shows_every_seed_mean_and_spread():
                             "sec_per_iter": 0.5}
     table = compare.seeds_table({0: [row(0, 0.10)], 1: [row(1, 0.14)]})
     assert "| M | 10.0 | 14.0 | 12.0 | 4.0 | 24.0 | 8.0 | 6.0 | 0.50 |" in table
+
+
+def _variant_paths(name):
+    """(variant config path, its YAML, the method config it extends): a variant names one method file as _BASE_."""
+    path = os.path.join(compare.CONFIG_DIR, compare.METHODS[name][0])
+    with open(path, encoding="utf-8") as f:
+        own = yaml.safe_load(f)
+    (base,) = own["_BASE_"]
+    return path, own, os.path.normpath(os.path.join(os.path.dirname(path), base))
+
+
+def _plain(value):
+    """A config value as plain data: objects (datasets, !Tag schedulers) by type and attributes."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dict__"):
+        return (type(value).__name__, _plain(vars(value)))
+    return value
+
+
+def _sections(path):
+    """{top-level key: plain value} of a loaded config (a snapshot: ppdet's loader reuses one global dict)."""
+    cfg = load_config(path)
+    return {key: repr(_plain(value)) for key, value in cfg.items() if key != "filename"}, cfg.architecture
+
+
+@pytest.mark.parametrize("name", sorted(compare.VARIANTS))
+def test_each_variant_changes_exactly_the_sections_it_names(name):
+    path, own, base_path = _variant_paths(name)
+    named = set(own) - {"_BASE_", "weights"}
+    cfg, _ = _sections(path)
+    base, architecture = _sections(base_path)
+    changed = {key for key in set(cfg) | set(base) if key != "weights" and cfg.get(key) != base.get(key)}
+    assert changed == named
+    if compare.VARIANTS[name][0] != "setup":  # alignment and ablation rows change only the head
+        assert named <= {"AutoAssignHead", "DWHead"} and len(named) == 1
+
+
+@pytest.mark.parametrize("name", sorted(compare.VARIANTS))
+def test_each_variant_builds_its_model(name):
+    """The switches a variant names exist in the head / neck it configures (a typo would fail here)."""
+    from ppassign.engine.config import build_model
+    build_model(load_config(_variant_paths(name)[0]))
+
+
+def test_derived_config_takes_the_learning_rate_of_the_variant():
+    budget = compare.default_budget()
+    assert yaml.safe_load(compare.derived_config("autoassign_sgd", budget))["LearningRate"]["base_lr"] == 0.005
+    assert yaml.safe_load(compare.derived_config("autoassign_noobj", budget))["LearningRate"]["base_lr"] == 0.002
+    assert compare.parse_methods("dw_ablation") == ["dw_norefine_posonly", "dw_norefine_negonly"]
+    assert "autoassign_sgd" not in compare.parse_methods("all")
+
+
+def _saved_run(folder, budget, rows_by_seed):
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"budget": budget, "rows": rows_by_seed}))
+    return str(folder)
+
+
+def test_collect_results_merges_runs_of_one_budget_and_rejects_another(tmp_path):
+    row = lambda method, ap: {"method": method, "label": method.upper(), "ok": True, "AP": ap, "AP50": ap,
+                              "AP75": ap, "sec_per_iter": 1.0}
+    budget = compare.default_budget()
+    a = _saved_run(tmp_path / "a", budget, {"0": [row("fcos", 0.1)], "1": [row("fcos", 0.2)]})
+    b = _saved_run(tmp_path / "b", budget, {"0": [row("dw", 0.3)], "1": [row("dw", 0.5)]})
+    results, _ = compare.collect_results([a, b])
+    assert sorted(results) == [0, 1] and [r["method"] for r in results[1]] == ["fcos", "dw"]
+    assert "| DW | 30.0 | 50.0 | 40.0 | 20.0 |" in compare.seeds_table(results)
+    c = _saved_run(tmp_path / "c", dict(budget, epochs=99), {"0": [row("dw", 0.3)]})
+    with pytest.raises(compare.CompareError, match="another budget"):
+        compare.collect_results([a, c])
+    with pytest.raises(compare.CompareError, match="no results.json"):
+        compare.collect_results([str(tmp_path)])
