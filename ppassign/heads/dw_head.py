@@ -262,7 +262,49 @@ def dw_loss_terms(scores, ltrb, points, point_strides, gt_bboxes, gt_labels, gt_
 
 # --- box refinement ---------------------------------------------------------------------------------------------
 
-def refine_ltrb(ltrb, offsets, points, stride):
+REFINE_SAMPLING = ("zeros", "clamp")
+
+
+def refine_shift(ltrb, offsets, stride, clamp=False):
+    """Where each side's boundary point is sampled: the deformable-conv shift of the refinement.
+
+    Args:
+        ltrb (Tensor[B, 4, H, W]): coarse distances in pixels. offsets (Tensor[B, 8, H, W]): predicted (dy, dx)
+            of the left, top, right, bottom point, in strides. stride (int|float).
+        clamp (bool): move points that fall outside the map onto its border cell.
+    Returns:
+        Tensor[B, 8, H, W]: (dy, dx) per side, in cells, relative to the location's own cell.
+    """
+    d = ltrb / stride
+    o = paddle.split(offsets, 8, axis=1)
+    shift = paddle.concat([o[0], o[1] - d[:, 0:1], o[2] - d[:, 1:2], o[3],
+                           o[4], o[5] + d[:, 2:3], o[6] + d[:, 3:4], o[7]], axis=1)
+    if not clamp:
+        return shift
+    height, width = ltrb.shape[2], ltrb.shape[3]
+    rows = paddle.arange(height, dtype=ltrb.dtype).reshape([1, 1, height, 1])
+    cols = paddle.arange(width, dtype=ltrb.dtype).reshape([1, 1, 1, width])
+    dy = paddle.minimum(paddle.maximum(shift[:, 0::2], -rows), (height - 1) - rows)
+    dx = paddle.minimum(paddle.maximum(shift[:, 1::2], -cols), (width - 1) - cols)
+    return paddle.stack([dy, dx], axis=2).reshape(shift.shape)
+
+
+def refine_points_outside(ltrb, offsets, stride):
+    """Which boundary points fall outside the map: with 'zeros' sampling they read 0, so the side's refined
+    distance and its gradients are 0 there (a dead side).
+
+    Args: as `refine_shift`. Returns: Tensor[B, 4, H, W] bool, per side (left, top, right, bottom).
+    """
+    height, width = ltrb.shape[2], ltrb.shape[3]
+    shift = refine_shift(ltrb, offsets, stride)
+    rows = paddle.arange(height, dtype=ltrb.dtype).reshape([1, 1, height, 1])
+    cols = paddle.arange(width, dtype=ltrb.dtype).reshape([1, 1, 1, width])
+    y, x = rows + shift[:, 0::2], cols + shift[:, 1::2]
+    # bilinear sampling reads nothing from the map once a point is a full cell beyond the border
+    return (y <= -1) | (y >= height) | (x <= -1) | (x >= width)
+
+
+def refine_ltrb(ltrb, offsets, points, stride, clamp=False):
     """Re-sample each side at a predicted boundary point (paper Fig. 4 / Eq. 9-10, official deform_sampling).
 
     The coarse box of every location is decoded into a map of (x1, y1, x2, y2); for each side the refine
@@ -276,6 +318,8 @@ def refine_ltrb(ltrb, offsets, points, stride):
         offsets (Tensor[B, 8, H, W]): (dy, dx) of the left, top, right, bottom point, in strides.
         points (Tensor[H*W, 2]): the level's locations (x, y), row-major.
         stride (int|float).
+        clamp (bool): False (official): a point outside the map reads 0, so that side's refined distance is
+            clipped to 0 and passes no gradient; True: the point is moved onto the map's border cell.
     Returns:
         Tensor[B, 4, H, W]: refined distances in pixels.
     """
@@ -284,10 +328,7 @@ def refine_ltrb(ltrb, offsets, points, stride):
     x, y = grid[:, 0:1], grid[:, 1:2]
     left, top, right, bottom = paddle.split(ltrb, 4, axis=1)
     boxes = paddle.concat([x - left, y - top, x + right, y + bottom], axis=1)
-    d = ltrb / stride
-    o = paddle.split(offsets, 8, axis=1)
-    shift = paddle.concat([o[0], o[1] - d[:, 0:1], o[2] - d[:, 1:2], o[3],
-                           o[4], o[5] + d[:, 2:3], o[6] + d[:, 3:4], o[7]], axis=1)
+    shift = refine_shift(ltrb, offsets, stride, clamp)
     weight = paddle.ones([4, 1, 1, 1], ltrb.dtype)
     sampled = deform_conv2d(boxes, shift, weight, deformable_groups=4, groups=4)
     x1, y1, x2, y2 = paddle.split(sampled, 4, axis=1)
@@ -319,6 +360,9 @@ class DWHead(nn.Layer):
         conv_bias (bool): bias in the towers' 3x3 convs; the official head (strongwolf/DW, MMDetection's
             AnchorFreeHead with conv_bias=True) has it; default False (this project's earlier towers).
         pos_weighting, neg_weighting (bool): the ablations of the module docstring (True: DW).
+        refine_sampling (str): where a refinement boundary point beyond the feature map reads: 'zeros' (official:
+            0, which clips that side to 0 and stops its gradients, a dead side; on small maps many sides start
+            dead: the coarse boxes start 4 strides wide per side) or 'clamp' (the border cell; see docs/dw.md).
     """
     __shared__ = ["num_classes"]
     __inject__ = ["nms"]
@@ -327,12 +371,15 @@ class DWHead(nn.Layer):
                  norm_groups=fcos_base.GN_GROUPS, fpn_stride=(8, 16, 32, 64, 128), with_refine=True,
                  soft_prior=True, beta=BETA, mu=MU, norm_mu=NORM_MU_OFFICIAL, gamma1=GAMMA1, gamma2=GAMMA2,
                  nms="MultiClassNMS", nms_pre=fcos_base.NMS_PRE, conv_bias=False, pos_weighting=True,
-                 neg_weighting=True):
+                 neg_weighting=True, refine_sampling="zeros"):
         super().__init__()
         _check_args(num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,
                     num_convs=num_convs, fpn_stride=fpn_stride, beta=beta, mu=mu, norm_mu=norm_mu,
                     gamma1=gamma1, gamma2=gamma2, conv_bias=conv_bias, pos_weighting=pos_weighting,
                     neg_weighting=neg_weighting)
+        if refine_sampling not in REFINE_SAMPLING:
+            raise ValueError(f"refine_sampling must be one of {', '.join(REFINE_SAMPLING)}, got {refine_sampling!r}")
+        self.refine_sampling = refine_sampling
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)
         self.fpn_stride = [int(s) for s in fpn_stride]
@@ -387,7 +434,7 @@ class DWHead(nn.Layer):
         for (cls_logits, ltrb, ctr, offsets), stride in zip(self.forward_coarse(feats), self.fpn_stride):
             if offsets is not None:
                 points = fcos_base.level_points(ltrb.shape[2], ltrb.shape[3], stride)
-                ltrb = refine_ltrb(ltrb, offsets, points, stride)
+                ltrb = refine_ltrb(ltrb, offsets, points, stride, self.refine_sampling == "clamp")
             cls_list.append(cls_logits)
             ltrb_list.append(ltrb)
             ctr_list.append(ctr)

@@ -68,8 +68,9 @@ def _np_bilinear(img, y, x):
     return out
 
 
-def _np_refine(ltrb, offsets, stride):
-    """ltrb [B, 4, H, W] px, offsets [B, 8, H, W] -> refined ltrb (paper Fig. 4, official deform_sampling)."""
+def _np_refine(ltrb, offsets, stride, clamp=False):
+    """ltrb [B, 4, H, W] px, offsets [B, 8, H, W] -> refined ltrb (paper Fig. 4, official deform_sampling);
+    clamp: boundary points moved into the map first."""
     batch, _, height, width = ltrb.shape
     out = np.zeros_like(ltrb)
     for b in range(batch):
@@ -82,6 +83,8 @@ def _np_refine(ltrb, offsets, stride):
                 d = ltrb[b, :, i, j] / stride
                 pts = [(i + o[0], j + o[1] - d[0]), (i + o[2] - d[1], j + o[3]),
                        (i + o[4], j + o[5] + d[2]), (i + o[6] + d[3], j + o[7])]
+                if clamp:
+                    pts = [(min(max(py, 0), height - 1), min(max(px, 0), width - 1)) for py, px in pts]
                 x1, y1, x2, y2 = [_np_bilinear(coords[c], *pts[c]) for c in range(4)]
                 px, py = xs[i, j], ys[i, j]
                 out[b, :, i, j] = np.maximum([px - x1, py - y1, x2 - px, y2 - py], 0)
@@ -653,3 +656,49 @@ def test_padding_slot_contents_do_not_change_the_loss():
     junk = {k: float(v) for k, v in head(feats, targets).items()}
     for key, value in clean.items():
         np.testing.assert_allclose(junk[key], value, rtol=1e-6, err_msg=key)
+
+
+def _uniform_ltrb(side_px, height=3, width=3):
+    ltrb = paddle.full([1, 4, height, width], float(side_px))
+    ltrb.stop_gradient = False
+    return ltrb
+
+
+def test_refine_points_outside_counts_boundary_points_beyond_the_map():
+    # 3x3 map, every side 2 strides long: the left point leaves the map for columns 0-1, the right one for
+    # columns 1-2, and the same for rows: 6 of 9 locations per side.
+    outside = dw.refine_points_outside(_uniform_ltrb(16), paddle.zeros([1, 8, 3, 3]), 8).numpy()
+    np.testing.assert_allclose(outside.mean(axis=(0, 2, 3)), [6 / 9] * 4)
+    assert outside[0, 2, :, 0].sum() == 0 and outside[0, 2, :, 1:].all()  # right side: columns 1-2 only
+
+
+def test_zeros_sampling_kills_a_side_beyond_the_map_clamp_keeps_it():
+    from ppassign.heads import fcos_base
+    points = fcos_base.level_points(3, 3, 8)
+    for clamp, expected_right, grad_nonzero in ((False, 0.0, False), (True, 16.0, True)):
+        ltrb = _uniform_ltrb(16)
+        refined = dw.refine_ltrb(ltrb, paddle.zeros([1, 8, 3, 3]), points, 8, clamp=clamp)
+        # location (row 1, column 2): its right point (column 4) is beyond the map
+        assert float(refined[0, 2, 1, 2]) == pytest.approx(expected_right, abs=1e-4)
+        refined[0, 2, 1, 2].backward()
+        assert (np.abs(ltrb.grad.numpy()).sum() > 0) == grad_nonzero
+
+
+@pytest.mark.parametrize("clamp", [False, True])
+def test_refine_ltrb_matches_numpy_with_points_far_outside(clamp):
+    from ppassign.heads import fcos_base
+    rng = np.random.default_rng(3)
+    ltrb = rng.uniform(0, 60, (2, 4, 4, 5)).astype("float32")
+    offsets = rng.normal(0, 1.0, (2, 8, 4, 5)).astype("float32")
+    out = dw.refine_ltrb(paddle.to_tensor(ltrb), paddle.to_tensor(offsets), fcos_base.level_points(4, 5, 8), 8,
+                         clamp=clamp).numpy()
+    np.testing.assert_allclose(out, _np_refine(ltrb, offsets, 8, clamp), atol=1e-3)
+
+
+def test_head_refine_sampling_switch_and_bad_value():
+    feats = _feats()
+    zeros = _small_head(True)(feats)[1]
+    clamped = _small_head(True, refine_sampling="clamp")(feats)[1]
+    assert any(not np.allclose(a.numpy(), b.numpy()) for a, b in zip(zeros, clamped))
+    with pytest.raises(ValueError, match="refine_sampling"):
+        _small_head(True, refine_sampling="border")
