@@ -239,7 +239,16 @@ def test_each_variant_changes_exactly_the_sections_it_names(name):
 def test_each_variant_builds_its_model(name):
     """The switches a variant names exist in the head / neck it configures (a typo would fail here)."""
     from ppassign.engine.config import build_model
-    build_model(load_config(_variant_paths(name)[0]))
+    path, own, _ = _variant_paths(name)
+    model = build_model(load_config(path))
+    head = model.fcos_head
+    for key, value in own.get(type(head).__name__, {}).items():
+        if key == "conv_bias":
+            assert (head.cls_tower.conv0.bias is not None) == value
+        elif key == "fpn_stride":
+            assert head.fpn_stride == value and len(model.neck.out_shape) == len(value)
+        else:
+            assert getattr(head, key) == value, key
 
 
 def test_derived_config_takes_the_learning_rate_of_the_variant():
