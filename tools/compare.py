@@ -32,7 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--dataset_dir", default=None, help="synthetic dataset folder (default <output_dir>/dataset)")
     parser.add_argument("-o", "--opt", nargs="*", default=[], help="extra key=value overrides for every method")
     parser.add_argument("--tabulate", nargs="+", metavar="DIR", default=None,
-                        help="train nothing: print the seeds table of earlier runs' output dirs (one budget)")
+                        help="train nothing: print the seeds table of earlier runs' output dirs (one budget) and "
+                             "one line per run (APs by size, AP after each evaluation)")
     return parser.parse_args(argv), list(budget)
 
 
@@ -42,7 +43,8 @@ def main(argv=None):
     try:
         if args.tabulate:
             results, _ = compare.collect_results(args.tabulate)
-            print(compare.seeds_table(results), end="")
+            print(compare.seeds_table(results))
+            print(compare.runs_table(results, compare.collect_curves(args.tabulate)), end="")
         elif args.seeds:
             try:
                 seeds = [int(s) for s in args.seeds.split(",") if s.strip()]

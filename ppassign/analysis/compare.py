@@ -359,6 +359,52 @@ def collect_results(dirs):
     return results, budget
 
 
+def collect_curves(dirs):
+    """AP curves of the runs `collect_results` merges: seed -> method -> [(epoch, AP), ...] (later dir wins).
+
+    A `run_comparison` dir keeps them in its results.json, a `run_seeds` dir in ``seed<k>/results.json``; a run
+    without them is left out.
+    """
+    curves = {}
+    for folder in dirs:
+        with open(os.path.join(folder, "results.json"), encoding="utf-8") as f:
+            saved = json.load(f)
+        runs = [saved] if "curves" in saved else []
+        for seed in (saved["rows"] if isinstance(saved["rows"], dict) else {}):
+            path = os.path.join(folder, f"seed{seed}", "results.json")
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as f:
+                    runs.append(json.load(f))
+        for run in runs:
+            for method, curve in run["curves"].items():
+                curves.setdefault(int(run["seed"]), {})[method] = [(e + 1, stats[0]) for e, stats in curve["evals"]]
+    return curves
+
+
+def runs_table(results, curves=None):
+    """Markdown table with one line per method and seed: the COCO APs and the AP after each evaluation.
+
+    Args:
+        results (dict): seed -> rows, as for `seeds_table`. curves (dict | None): from `collect_curves`.
+    """
+    head = ("| method | seed | AP | AP50 | AP75 | APs | APm | APl | AP after each evaluation (epoch: AP) |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+    order = []
+    for seed in sorted(results):
+        order += [row["method"] for row in results[seed] if row["method"] not in order]
+    lines = []
+    for method in order:
+        for seed in sorted(results):
+            row = next((r for r in results[seed] if r["method"] == method), None)
+            if row is None:
+                continue
+            curve = (curves or {}).get(seed, {}).get(method)
+            evals = ", ".join(f"{epoch}: {_pct(ap)}" for epoch, ap in curve) if curve else "-"
+            aps = [_pct(row.get(k)) for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")]
+            lines.append(f"| {row['label']} | {seed} | " + " | ".join(aps) + f" | {evals} |")
+    return head + "\n".join(lines) + "\n"
+
+
 def _pct(value):
     if value is None:
         return "-"
