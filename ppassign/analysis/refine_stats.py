@@ -18,7 +18,8 @@ from . import models
 from .runner import _read_rgb, _record_objects, dataset_records
 
 SIDES = ("left", "top", "right", "bottom")
-# COCO's object size classes (area in pixels of the original image)
+# COCO's object size classes, here by box area (w x h, original image pixels); COCOeval uses the annotation's
+# `area` instead, which for the built-in dataset's shapes is smaller than their box
 SIZE_CLASSES = (("small", 0.0, 32.0 ** 2), ("medium", 32.0 ** 2, 96.0 ** 2), ("large", 96.0 ** 2, float("inf")))
 
 
@@ -164,7 +165,7 @@ def _image_box_ious(model, head, record, topk):
     flat = {key: np.concatenate(value) for key, value in per_level.items()}
     objects = object_box_ious(flat["points"], flat["coarse"], flat["refined"], flat["scores"], boxes_in, labels,
                               topk)
-    for obj in objects:  # size classes as COCO counts them: in the original image
+    for obj in objects:  # size classes in the original image, as COCO's
         obj["area"] = float(np.prod(boxes[obj["index"], 2:] - boxes[obj["index"], :2]))
     return objects
 
