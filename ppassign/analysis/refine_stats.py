@@ -50,9 +50,7 @@ def refine_stats(config, overrides=(), split="eval", max_images=32):
             shapes[k] = (height, width)
             xs, ys = (np.arange(width) + 0.5) * stride, (np.arange(height) + 0.5) * stride
             px, py = np.meshgrid(xs, ys)
-            px, py = px.reshape(-1, 1), py.reshape(-1, 1)
-            inside = ((px > boxes_in[:, 0]) & (px < boxes_in[:, 2]) & (py > boxes_in[:, 1]) &
-                      (py < boxes_in[:, 3])).any(axis=1)                                               # [H*W]
+            inside = _points_in_boxes(np.stack([px.reshape(-1), py.reshape(-1)], axis=1), boxes_in).any(axis=1)
             totals[k]["all"] += outside.sum(axis=1)
             totals[k]["n_all"] += outside.shape[1]
             totals[k]["cand"] += outside[:, inside].sum(axis=1)
@@ -73,6 +71,12 @@ def markdown(rows):
         lines.append(f"| {row['stride']} | {row['map'][0]}x{row['map'][1]} | " + " | ".join(cells) +
                      f" | {row['num_candidates']} |")
     return head + "\n".join(lines) + "\n"
+
+
+def _points_in_boxes(points, boxes):
+    """Which points lie strictly inside which boxes: points [L, 2] (x, y), boxes [n, 4] xyxy -> bool [L, n]."""
+    x, y = points[:, 0:1], points[:, 1:2]
+    return (x > boxes[:, 0]) & (x < boxes[:, 2]) & (y > boxes[:, 1]) & (y < boxes[:, 3])
 
 
 def _iou_rows(boxes, gt_box):
@@ -103,10 +107,10 @@ def object_box_ious(points, coarse_ltrb, refined_ltrb, scores, gt_boxes, gt_labe
         return np.concatenate([points - ltrb[:, :2], points + ltrb[:, 2:]], axis=1)
 
     coarse, refined = decode(coarse_ltrb), decode(refined_ltrb)
+    inside_any = _points_in_boxes(points, gt_boxes)                                                   # [L, n]
     out = []
     for index, (box, label) in enumerate(zip(gt_boxes, gt_labels)):
-        inside = np.nonzero((points[:, 0] > box[0]) & (points[:, 0] < box[2]) &
-                            (points[:, 1] > box[1]) & (points[:, 1] < box[3]))[0]
+        inside = np.nonzero(inside_any[:, index])[0]
         if inside.size == 0:
             continue
         best = inside[np.argsort(-scores[inside, int(label)], kind="stable")[:topk]]
