@@ -8,7 +8,8 @@ with each RetinaNet assigner, one anchor per location) and retinanet9 (nine anch
 Writes <output_dir>/results.md (COCO AP, AP50, AP75, APs/m/l, s/iter), results.json and curves.png; with
 --seeds, one such folder per seed (<output_dir>/seed<k>) and, in <output_dir>, the table over seeds.
 Variants (one change to a method: optimizer, levels, head switches, ablations) are methods too, with the groups
-setup, align, autoassign_ablation and dw_ablation. `--tabulate DIR ...` prints one table over earlier runs.
+setup, align, autoassign_ablation and dw_ablation. `--tabulate DIR ...` prints one table over earlier runs,
+`--sweep 1x=DIR,... 3x=DIR,...` one table over several budgets.
 """
 import argparse
 import os
@@ -34,6 +35,9 @@ def parse_args(argv=None):
     parser.add_argument("--tabulate", nargs="+", metavar="DIR", default=None,
                         help="train nothing: print the seeds table of earlier runs' output dirs (one budget) and "
                              "one line per run (APs by size, AP after each evaluation)")
+    parser.add_argument("--sweep", nargs="+", metavar="LABEL=DIR[,DIR]", default=None,
+                        help="train nothing: print one table over several budgets, e.g. 1x=output/b1 "
+                             "3x=output/b3a,output/b3b (each label: earlier runs' dirs of one budget)")
     return parser.parse_args(argv), list(budget)
 
 
@@ -41,7 +45,10 @@ def main(argv=None):
     args, budget_keys = parse_args(argv)
     budget = {k: getattr(args, k) for k in budget_keys}
     try:
-        if args.tabulate:
+        if args.sweep:
+            budgets = [(label, compare.collect_results(dirs)[0]) for label, dirs in compare.parse_sweep(args.sweep)]
+            print(compare.sweep_table(budgets), end="")
+        elif args.tabulate:
             results, _ = compare.collect_results(args.tabulate)
             print(compare.seeds_table(results))
             print(compare.runs_table(results, compare.collect_curves(args.tabulate)), end="")

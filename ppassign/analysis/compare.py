@@ -405,6 +405,56 @@ def runs_table(results, curves=None):
     return head + "\n".join(lines) + "\n"
 
 
+def parse_sweep(items):
+    """['1x=dirA,dirB', '3x=dirC'] -> [('1x', ['dirA', 'dirB']), ('3x', ['dirC'])]; ValueError naming a bad item."""
+    sweep = []
+    for item in items:
+        label, sep, dirs = item.partition("=")
+        folders = [d for d in dirs.split(",") if d]
+        if not sep or not label or not folders:
+            raise ValueError(f"--sweep items must be LABEL=DIR[,DIR...], got {item!r}")
+        if label in [name for name, _ in sweep]:
+            raise ValueError(f"--sweep label {label!r} is given twice")
+        sweep.append((label, folders))
+    if not sweep:
+        raise ValueError("--sweep needs at least one LABEL=DIR[,DIR...]")
+    return sweep
+
+
+def sweep_table(budgets):
+    """Markdown table of a budget sweep: one line per method (METHODS order), per budget its AP mean and the AP of
+    each seed.
+
+    Args:
+        budgets (list): [(label, results), ...] in column order; results: seed -> rows, as for `seeds_table`
+            (one budget each, e.g. from `collect_results`).
+    """
+    order, labels = [], {}
+    for _, results in budgets:
+        for seed in sorted(results):
+            for row in results[seed]:
+                if row["method"] not in labels:
+                    order.append(row["method"])
+                    labels[row["method"]] = row["label"]
+    order.sort(key=lambda m: list(METHODS).index(m) if m in METHODS else len(METHODS))
+    head = ("| method | " + " | ".join(f"{label}: AP mean (per seed)" for label, _ in budgets) + " |\n"
+            "| --- |" + " ---: |" * len(budgets) + "\n")
+    lines = []
+    for method in order:
+        cells = []
+        for _, results in budgets:
+            per_seed = [(seed, row["AP"]) for seed in sorted(results) for row in results[seed]
+                        if row["method"] == method and row.get("AP") is not None]
+            if not per_seed:
+                cells.append("-")
+                continue
+            mean = sum(ap for _, ap in per_seed) / len(per_seed)
+            seeds = " / ".join(f"s{seed} {_pct(ap)}" for seed, ap in per_seed)
+            cells.append(f"{_pct(mean)} ({seeds})")
+        lines.append(f"| {labels[method]} | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
 def _pct(value):
     if value is None:
         return "-"

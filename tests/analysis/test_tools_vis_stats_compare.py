@@ -313,3 +313,32 @@ def test_compare_tool_tabulate_prints_both_tables(tmp_path):
     assert "| DW | 30.0 | 30.0 | - | 50.0 |" in proc.stdout and "| DW | 0 | 30.0 | 50.0 | 20.0 |" in proc.stdout
     missing = run_tool("compare.py", "--tabulate", str(tmp_path / "none"), cwd=tmp_path)
     assert missing.returncode == 2 and "no results.json" in missing.stderr
+
+
+def test_parse_sweep_splits_labels_and_names_a_bad_item():
+    assert compare.parse_sweep(["1x=a,b", "3x=c"]) == [("1x", ["a", "b"]), ("3x", ["c"])]
+    for bad in (["1x"], ["=a"], ["1x="], ["1x=a", "1x=b"], []):
+        with pytest.raises(ValueError, match="--sweep"):
+            compare.parse_sweep(bad)
+
+
+def test_sweep_table_puts_each_budget_in_a_column_with_mean_and_seeds():
+    row = lambda method, ap: {"method": method, "label": method.upper(), "ok": True, "AP": ap}
+    b1 = {0: [row("fcos", 0.1)], 1: [row("fcos", 0.2)]}
+    b3 = {0: [row("dw", 0.4), row("fcos", 0.3)]}
+    table = compare.sweep_table([("1x", b1), ("3x", b3)])
+    assert "| method | 1x: AP mean (per seed) | 3x: AP mean (per seed) |" in table
+    assert "| FCOS | 15.0 (s0 10.0 / s1 20.0) | 30.0 (s0 30.0) |" in table
+    assert "| DW | - | 40.0 (s0 40.0) |" in table and table.index("| FCOS") < table.index("| DW")
+
+
+def test_compare_tool_sweep_reads_dirs_per_budget_and_rejects_a_bad_item(tmp_path):
+    row = {"method": "dw", "label": "DW", "ok": True, "AP": 0.3, "AP50": 0.5, "AP75": 0.2, "sec_per_iter": 1.0}
+    budget = compare.default_budget()
+    a = _saved_run(tmp_path / "a", budget, {"0": [row]})
+    b = _saved_run(tmp_path / "b", dict(budget, train_images=576), {"1": [dict(row, AP=0.5)]})
+    proc = run_tool("compare.py", "--sweep", f"1x={a}", f"3x={b}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| DW | 30.0 (s0 30.0) | 50.0 (s1 50.0) |" in proc.stdout
+    bad = run_tool("compare.py", "--sweep", "1x", cwd=tmp_path)
+    assert bad.returncode == 2 and "LABEL=DIR" in bad.stderr
