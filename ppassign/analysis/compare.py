@@ -429,14 +429,9 @@ def sweep_table(budgets):
         budgets (list): [(label, results), ...] in column order; results: seed -> rows, as for `seeds_table`
             (one budget each, e.g. from `collect_results`).
     """
-    order, labels = [], {}
-    for _, results in budgets:
-        for seed in sorted(results):
-            for row in results[seed]:
-                if row["method"] not in labels:
-                    order.append(row["method"])
-                    labels[row["method"]] = row["label"]
-    order.sort(key=lambda m: list(METHODS).index(m) if m in METHODS else len(METHODS))
+    labels = {row["method"]: row["label"] for _, results in budgets for seed in sorted(results)
+              for row in results[seed]}
+    order = sorted(labels, key=lambda m: list(METHODS).index(m) if m in METHODS else len(METHODS))
     head = ("| method | " + " | ".join(f"{label}: AP mean (per seed)" for label, _ in budgets) + " |\n"
             "| --- |" + " ---: |" * len(budgets) + "\n")
     lines = []
