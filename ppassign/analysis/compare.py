@@ -431,7 +431,8 @@ def sweep_table(budgets):
     """
     labels = {row["method"]: row["label"] for _, results in budgets for seed in sorted(results)
               for row in results[seed]}
-    order = sorted(labels, key=lambda m: list(METHODS).index(m) if m in METHODS else len(METHODS))
+    rank = {method: i for i, method in enumerate(METHODS)}
+    order = sorted(labels, key=lambda m: rank.get(m, len(rank)))
     head = ("| method | " + " | ".join(f"{label}: AP mean (per seed)" for label, _ in budgets) + " |\n"
             "| --- |" + " ---: |" * len(budgets) + "\n")
     lines = []
