@@ -79,6 +79,10 @@ _BATCH_COST = re.compile(r"batch_cost: ([0-9.]+)")
 _COCO_LINE = re.compile(r"Average (?:Precision|Recall)\s+\((?:AP|AR)\) @\[.*\] = (-?[0-9.]+)")
 _EMPTY_EVAL = "Evaluation results empty"
 _TRAIN_SECONDS = re.compile(r"ppassign: training finished in ([0-9.]+) s")
+_LOSS_TERM = re.compile(r"\b(loss_[a-z0-9_]+): ([-+0-9.eE]+)")
+# The box-regression terms the heads log (FCOS loss_box, PP-YOLOE loss_iou, DW loss_loc, RetinaNet loss_bbox /
+# loss_reg). AutoAssign logs its regression inside loss_pos, so it has none to check.
+REGRESSION_TERMS = ("loss_box", "loss_iou", "loss_loc", "loss_bbox", "loss_reg")
 
 
 class CompareError(Exception):
@@ -182,9 +186,11 @@ def parse_train_log(text):
     Returns:
         dict: ``loss`` [(epoch, step, steps_per_epoch, loss)], ``batch_cost`` [seconds per logged step],
         ``evals`` [(epoch, [12 COCO stats])] (an empty evaluation -- nothing detected -- counts as all 0),
-        ``seconds`` (total training wall time or None).
+        ``seconds`` (total training wall time or None), ``regression`` {term: [value per logged step]} for
+        the REGRESSION_TERMS the log has.
     """
     losses, costs, evals, block = [], [], [], []
+    regression = {}
     epoch = 0
     seconds = None
     for line in text.splitlines():
@@ -192,6 +198,9 @@ def parse_train_log(text):
         if match:
             epoch, step, steps = int(match.group(1)), int(match.group(2)), int(match.group(3))
             losses.append((epoch, step, steps, float(match.group(4))))
+            for name, value in _LOSS_TERM.findall(line):
+                if name in REGRESSION_TERMS:
+                    regression.setdefault(name, []).append(float(value))
             cost = _BATCH_COST.search(line)
             if cost:
                 costs.append(float(cost.group(1)))
@@ -209,7 +218,30 @@ def parse_train_log(text):
         match = _TRAIN_SECONDS.search(line)
         if match:
             seconds = float(match.group(1))
-    return {"loss": losses, "batch_cost": costs, "evals": evals, "seconds": seconds}
+    return {"loss": losses, "batch_cost": costs, "evals": evals, "seconds": seconds, "regression": regression}
+
+
+def stalled_regression(regression, window=5, min_drop=0.03):
+    """Box-regression terms that did not train: the mean of their last `window` logged values is not at least
+    `min_drop` (relative) below the mean of their first `window`. Terms with fewer than 2 * `window` values
+    are not judged.
+
+    Such a run has a dead regression branch (e.g. ppdet's FCOSHead, whose ReLU on the distances can turn every
+    output to 0 in the first steps; docs/analysis.md): its AP is not the method's.
+    Args:
+        regression (dict): term -> [value per logged step] (`parse_train_log`'s ``regression``).
+    Returns:
+        sorted list of term names.
+    """
+    stalled = []
+    for name, values in regression.items():
+        if len(values) < 2 * window:
+            continue
+        first = sum(values[:window]) / window
+        last = sum(values[-window:]) / window
+        if last > (1.0 - min_drop) * first:
+            stalled.append(name)
+    return sorted(stalled)
 
 
 def summarize_run(parsed, iterations=None):
@@ -224,12 +256,20 @@ def summarize_run(parsed, iterations=None):
         iterations = (losses[-1][0] * losses[-1][2] + losses[-1][1] + 1) if losses else 0
     final = parsed["evals"][-1][1] if parsed["evals"] else None
     row = {"iterations": iterations, "sec_per_iter": sec_per_iter, "train_seconds": parsed["seconds"],
-           "final_loss": losses[-1][3] if losses else None}
+           "final_loss": losses[-1][3] if losses else None,
+           "stalled": stalled_regression(parsed.get("regression", {}))}
     row.update({name: (final[i] if final else None) for i, name in enumerate(COCO_STAT_NAMES)})
     return row
 
 
 # ------------------------------------------------------------------------------------------------ report
+
+def _marks(rows):
+    """' (failed)' and/or ' (regression stalled: <terms>)' for the label of a method's row(s)."""
+    marks = " (failed)" if any(not row.get("ok", True) for row in rows) else ""
+    stalled = sorted({term for row in rows for term in row.get("stalled") or ()})
+    return marks + (f" (regression stalled: {', '.join(stalled)})" if stalled else "")
+
 
 def markdown_table(rows):
     """Markdown table of the comparison; AP columns in percent (-1 from COCOeval: no object of that size)."""
@@ -240,8 +280,7 @@ def markdown_table(rows):
         aps = [_pct(row.get(k)) for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")]
         cost = "-" if row.get("sec_per_iter") is None else f"{row['sec_per_iter']:.2f}"
         secs = "-" if row.get("train_seconds") is None else f"{row['train_seconds']:.0f}"
-        status = "" if row.get("ok", True) else " (failed)"
-        lines.append(f"| {row['label']}{status} | " + " | ".join(aps) + f" | {cost} | {secs} | "
+        lines.append(f"| {row['label']}{_marks([row])} | " + " | ".join(aps) + f" | {cost} | {secs} | "
                      f"{row.get('iterations', 0)} |")
     return head + "\n".join(lines) + "\n"
 
@@ -271,8 +310,8 @@ def seeds_table(results):
                 stats.append("-" if len(values) < 2 else f"{100 * (max(values) - min(values)):.1f}")
         costs = [runs[s]["sec_per_iter"] for s in seeds if s in runs and runs[s].get("sec_per_iter")]
         cost = f"{sum(costs) / len(costs):.2f}" if costs else "-"
-        failed = " (failed)" if any(not runs[s].get("ok", True) for s in seeds if s in runs) else ""
-        lines.append(f"| {runs['label']}{failed} | " + " | ".join(cells + stats) + f" | {cost} |")
+        marks = _marks([runs[s] for s in seeds if s in runs])
+        lines.append(f"| {runs['label']}{marks} | " + " | ".join(cells + stats) + f" | {cost} |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -401,7 +440,7 @@ def runs_table(results, curves=None):
             curve = (curves or {}).get(seed, {}).get(method)
             evals = ", ".join(f"{epoch}: {_pct(ap)}" for epoch, ap in curve) if curve else "-"
             aps = [_pct(row.get(k)) for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")]
-            lines.append(f"| {row['label']} | {seed} | " + " | ".join(aps) + f" | {evals} |")
+            lines.append(f"| {row['label']}{_marks([row])} | {seed} | " + " | ".join(aps) + f" | {evals} |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -537,6 +576,9 @@ def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, da
         _write_reports(output_dir, rows, runs, full, seed, names)
         if not run["ok"]:
             print(f"compare: {name} failed (exit status {run['returncode']}); see {run['log']}", flush=True)
+        if row["stalled"]:
+            print(f"compare: WARNING: {name}'s box-regression loss ({', '.join(row['stalled'])}) did not fall: its "
+                  f"regression branch did not train, so its AP is not the method's; see {run['log']}", flush=True)
     print(f"compare: {len(names)} methods in {time.time() - tic:.0f} s -> {output_dir}/results.md", flush=True)
     print(markdown_table(rows), flush=True)
     return rows

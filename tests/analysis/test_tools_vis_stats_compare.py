@@ -147,6 +147,37 @@ def test_parse_train_log_reads_losses_costs_and_evaluations():
         compare.markdown_table([dict(row, label="x")])
 
 
+def test_parse_train_log_collects_the_box_regression_terms_only():
+    lines = "".join(f"[x] ppdet.engine INFO: Epoch: [0] [{i}/3] loss_cls: 0.5 loss_box: {box} loss_quality: "
+                    f"0.7 loss: 2.0 batch_cost: 0.5\n" for i, box in enumerate(("0.9", "0.8", "0.7")))
+    parsed = compare.parse_train_log(lines)
+    assert parsed["regression"] == {"loss_box": [0.9, 0.8, 0.7]}
+    assert compare.parse_train_log(LOG)["regression"] == {}
+
+
+def test_stalled_regression_flags_a_flat_box_loss():
+    # ppdet's FCOSHead with a dead regression branch: loss_box stays at ~0.93 (measured in docs/analysis.md).
+    flat = [0.933, 0.925, 0.919, 0.904, 0.920] + [0.93, 0.928, 0.925, 0.931, 0.927]
+    falling = [0.946, 0.887, 0.756, 0.716, 0.642] + [0.6, 0.58, 0.56, 0.55, 0.53]
+    assert compare.stalled_regression({"loss_box": flat, "loss_loc": falling}) == ["loss_box"]
+
+
+def test_stalled_regression_leaves_short_logs_and_small_but_real_drops_alone():
+    assert compare.stalled_regression({"loss_box": [0.9] * 9}) == []  # fewer than 2 * window values
+    assert compare.stalled_regression({"loss_iou": [1.0] * 5 + [0.96] * 5}) == []  # 4% down
+    assert compare.stalled_regression({"loss_iou": [1.0] * 5 + [0.98] * 5}) == ["loss_iou"]  # 2% down
+
+
+def test_tables_mark_a_run_whose_regression_stalled():
+    row = {"method": "fcos", "label": "FCOS", "ok": True, "AP": 0.0, "AP50": 0.0, "AP75": 0.0,
+           "sec_per_iter": 0.5, "stalled": ["loss_box"]}
+    mark = "| FCOS (regression stalled: loss_box) |"
+    assert mark in compare.markdown_table([row])
+    assert mark in compare.seeds_table({0: [row], 1: [dict(row, stalled=[])]})
+    assert "| FCOS |" in compare.seeds_table({0: [dict(row, stalled=[])]})  # rows of older records: no key
+    assert mark in compare.runs_table({0: [row]})
+
+
 def test_compare_configs_share_backbone_neck_optimizer_and_data():
     """Every method of configs/compare differs only in its head (and FCOS in its target op)."""
     shared = ("CSPResNet", "FPN", "OptimizerBuilder", "depth_mult", "width_mult", "epoch", "EvalReader")
