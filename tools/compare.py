@@ -32,6 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
     parser.add_argument("--dataset_dir", default=None, help="synthetic dataset folder (default <output_dir>/dataset)")
     parser.add_argument("-o", "--opt", nargs="*", default=[], help="extra key=value overrides for every method")
+    parser.add_argument("--stop_stalled", type=int, default=0, metavar="ITER",
+                        help="stop a run whose box-regression loss has not fallen after ITER iterations (0: never)")
     parser.add_argument("--tabulate", nargs="+", metavar="DIR", default=None,
                         help="train nothing: print the seeds table of earlier runs' output dirs (one budget) and "
                              "one line per run (APs by size, AP after each evaluation)")
@@ -58,10 +60,10 @@ def main(argv=None):
             except ValueError:
                 raise ValueError(f"--seeds must be comma-separated ints, got {args.seeds!r}") from None
             compare.run_seeds(args.output_dir, args.methods, budget, seeds, args.threads, args.dataset_dir,
-                              overrides=args.opt)
+                              overrides=args.opt, stop_stalled=args.stop_stalled)
         else:
             compare.run_comparison(args.output_dir, args.methods, budget, args.seed, args.threads,
-                                   args.dataset_dir, overrides=args.opt)
+                                   args.dataset_dir, overrides=args.opt, stop_stalled=args.stop_stalled)
     except (ValueError, compare.CompareError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -244,6 +244,12 @@ def stalled_regression(regression, window=5, min_drop=0.03):
     return sorted(stalled)
 
 
+def logged_iterations(parsed):
+    """Iterations done according to the last logged training step of `parse_train_log`'s output (0 if none)."""
+    losses = parsed["loss"]
+    return losses[-1][0] * losses[-1][2] + losses[-1][1] + 1 if losses else 0
+
+
 def summarize_run(parsed, iterations=None):
     """One table row from `parse_train_log`'s output: final COCO stats, seconds per iteration, iterations.
 
@@ -253,7 +259,7 @@ def summarize_run(parsed, iterations=None):
     # The first logged steps include start-up (graph building, first data load): use the median.
     sec_per_iter = sorted(costs)[len(costs) // 2] if costs else None
     if iterations is None:
-        iterations = (losses[-1][0] * losses[-1][2] + losses[-1][1] + 1) if losses else 0
+        iterations = logged_iterations(parsed)
     final = parsed["evals"][-1][1] if parsed["evals"] else None
     row = {"iterations": iterations, "sec_per_iter": sec_per_iter, "train_seconds": parsed["seconds"],
            "final_loss": losses[-1][3] if losses else None,
@@ -265,8 +271,9 @@ def summarize_run(parsed, iterations=None):
 # ------------------------------------------------------------------------------------------------ report
 
 def _marks(rows):
-    """' (failed)' and/or ' (regression stalled: <terms>)' for the label of a method's row(s)."""
-    marks = " (failed)" if any(not row.get("ok", True) for row in rows) else ""
+    """' (stopped)' or ' (failed)', and ' (regression stalled: <terms>)', for the label of a method's row(s)."""
+    marks = (" (stopped)" if any(row.get("stopped") for row in rows) else
+             " (failed)" if any(not row.get("ok", True) for row in rows) else "")
     stalled = sorted({term for row in rows for term in row.get("stalled") or ()})
     return marks + (f" (regression stalled: {', '.join(stalled)})" if stalled else "")
 
@@ -339,7 +346,7 @@ def plot_seed_curves(curves, path):
 
 
 def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, dataset_dir=None,
-              config_dir=CONFIG_DIR, overrides=()):
+              config_dir=CONFIG_DIR, overrides=(), stop_stalled=0):
     """`run_comparison` once per seed (into ``<output_dir>/seed<k>``, one shared dataset), then
     ``<output_dir>/results.md`` (the seeds table), ``results.json`` and ``curves.png`` over all seeds.
 
@@ -353,7 +360,8 @@ def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, d
     results, curves = {}, {}
     for seed in seeds:
         seed_dir = os.path.join(output_dir, f"seed{seed}")
-        results[seed] = run_comparison(seed_dir, methods, budget, seed, threads, dataset_dir, config_dir, overrides)
+        results[seed] = run_comparison(seed_dir, methods, budget, seed, threads, dataset_dir, config_dir, overrides,
+                                       stop_stalled)
         with open(os.path.join(seed_dir, "results.json"), encoding="utf-8") as f:
             saved = json.load(f)
         curves[seed] = {row["method"]: {"label": row["label"], **saved["curves"][row["method"]]}
@@ -523,8 +531,14 @@ def plot_curves(runs, path):
 # ----------------------------------------------------------------------------------------------- running
 
 def train_method(method, budget, output_dir, seed, dataset_dir, threads=1, config_dir=CONFIG_DIR,
-                 overrides=()):
-    """Train one method with tools/train.py in a subprocess; returns {'ok', 'parsed', 'log', 'config'}."""
+                 overrides=(), stop_stalled=0, poll_seconds=30.0):
+    """Train one method with tools/train.py in a subprocess; returns {'ok', 'parsed', 'log', 'config'} (and
+    'stopped', a reason, when the run was stopped).
+
+    With `stop_stalled` (iterations, 0 = off) the log is read every `poll_seconds`; once the run has logged that
+    many iterations and `stalled_regression` flags a term, the run is stopped (not ok): it would only spend
+    its budget on a detector without box regression.
+    """
     run_dir = os.path.join(output_dir, method)
     os.makedirs(run_dir, exist_ok=True)
     config = os.path.join(run_dir, "config.yml")
@@ -536,15 +550,37 @@ def train_method(method, budget, output_dir, seed, dataset_dir, threads=1, confi
            *overrides]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     print(f"compare: training {method}: {' '.join(cmd)}", flush=True)
+    stopped = None
     with open(log, "w", encoding="utf-8") as out:
-        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
-    with open(log, encoding="utf-8", errors="replace") as f:
-        parsed = parse_train_log(f.read())
-    return {"ok": rc == 0, "returncode": rc, "parsed": parsed, "log": log, "config": config}
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
+        while stop_stalled and stopped is None:
+            try:
+                proc.wait(timeout=poll_seconds)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            parsed = _read_log(log)
+            done = logged_iterations(parsed)
+            stalled = stalled_regression(parsed["regression"]) if done >= stop_stalled else []
+            if stalled:
+                stopped = f"regression stalled ({', '.join(stalled)}) at iteration {done}"
+                print(f"compare: stopping {method}: {stopped}", flush=True)
+                proc.terminate()
+        rc = proc.wait()
+    run = {"ok": rc == 0 and stopped is None, "returncode": rc, "parsed": _read_log(log), "log": log,
+           "config": config}
+    if stopped:
+        run["stopped"] = stopped
+    return run
+
+
+def _read_log(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return parse_train_log(f.read())
 
 
 def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, dataset_dir=None,
-                   config_dir=CONFIG_DIR, overrides=()):
+                   config_dir=CONFIG_DIR, overrides=(), stop_stalled=0):
     """Train every method of `methods` under `budget` and seed; write results.md/.json and curves.png.
 
     Args:
@@ -555,6 +591,8 @@ def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, da
         threads (int): OMP_NUM_THREADS of each run (they run one after another).
         dataset_dir (str|None): where the synthetic dataset is generated (default <output_dir>/dataset).
         overrides (list[str]): extra ``key=value`` overrides passed to every run.
+        stop_stalled (int): stop a run whose box regression has not trained after this many iterations
+            (`train_method`; 0 = never).
     Returns:
         list of table rows (dicts), in method order.
     """
@@ -565,16 +603,20 @@ def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, da
     os.makedirs(output_dir, exist_ok=True)
     dataset_dir = dataset_dir or os.path.join(output_dir, "dataset")
     iterations = full["epochs"] * (full["train_images"] // full["batch_size"])
+    if isinstance(stop_stalled, bool) or not isinstance(stop_stalled, int) or stop_stalled < 0:
+        raise ValueError(f"stop_stalled must be an int >= 0 (iterations; 0 = off), got {stop_stalled!r}")
     runs, rows = {}, []
     tic = time.time()
     for name in names:
-        run = train_method(name, full, output_dir, seed, dataset_dir, threads, config_dir, overrides)
+        run = train_method(name, full, output_dir, seed, dataset_dir, threads, config_dir, overrides, stop_stalled)
         run["label"] = METHODS[name][1]
         runs[name] = run
         row = {"method": name, "label": run["label"], "ok": run["ok"], **summarize_run(run["parsed"], iterations)}
         rows.append(row)
         _write_reports(output_dir, rows, runs, full, seed, names)
-        if not run["ok"]:
+        if run.get("stopped"):
+            row.update(stopped=run["stopped"], iterations=logged_iterations(run["parsed"]))
+        elif not run["ok"]:
             print(f"compare: {name} failed (exit status {run['returncode']}); see {run['log']}", flush=True)
         if row["stalled"]:
             print(f"compare: WARNING: {name}'s box-regression loss ({', '.join(row['stalled'])}) did not fall: its "

@@ -178,6 +178,52 @@ def test_tables_mark_a_run_whose_regression_stalled():
     assert mark in compare.runs_table({0: [row]})
 
 
+FAKE_TRAIN = """\
+import sys, time
+box = sys.argv[1]  # 'flat' or 'falling'
+for i in range({steps}):
+    value = 0.93 if box == "flat" else 0.93 * (1 - i / 400)
+    print(f"ppdet.engine INFO: Epoch: [0] [{{i}}/{steps}] loss_box: {{value:.4f}} loss: 2.0 batch_cost: 0.01",
+          flush=True)
+    time.sleep({pause})
+"""
+
+
+def _fake_trainer(tmp_path, monkeypatch, box, steps, pause):
+    """Make train_method run, instead of tools/train.py, a script logging `steps` lines of a flat/falling loss_box."""
+    script = tmp_path / "fake_train.py"
+    script.write_text(FAKE_TRAIN.format(steps=steps, pause=pause))
+    monkeypatch.setattr(compare, "TRAIN_TOOL", str(script))
+    popen = compare.subprocess.Popen
+    monkeypatch.setattr(compare.subprocess, "Popen", lambda cmd, **kw: popen([cmd[0], cmd[1], box], **kw))
+
+
+def test_train_method_stops_a_run_whose_box_loss_stays_flat(tmp_path, monkeypatch):
+    _fake_trainer(tmp_path, monkeypatch, "flat", steps=3000, pause=0.005)
+    run = compare.train_method("fcos", compare.default_budget(), str(tmp_path), 0, str(tmp_path / "ds"),
+                               stop_stalled=50, poll_seconds=0.2)
+    assert not run["ok"] and run["stopped"].startswith("regression stalled (loss_box) at iteration")
+    assert 50 <= compare.logged_iterations(run["parsed"]) < 3000
+
+
+def test_train_method_lets_a_run_with_falling_box_loss_finish(tmp_path, monkeypatch):
+    _fake_trainer(tmp_path, monkeypatch, "falling", steps=200, pause=0.002)
+    run = compare.train_method("fcos", compare.default_budget(), str(tmp_path), 0, str(tmp_path / "ds"),
+                               stop_stalled=50, poll_seconds=0.1)
+    assert run["ok"] and "stopped" not in run and compare.logged_iterations(run["parsed"]) == 200
+
+
+def test_run_comparison_rejects_a_bad_stop_stalled(tmp_path):
+    with pytest.raises(ValueError, match="stop_stalled must be an int >= 0"):
+        compare.run_comparison(str(tmp_path), "fcos", stop_stalled=-1)
+
+
+def test_tables_mark_a_stopped_run():
+    row = {"method": "fcos", "label": "FCOS", "ok": False, "stopped": "regression stalled (loss_box) at iteration 60",
+           "stalled": ["loss_box"], "AP": None, "AP50": None, "AP75": None, "iterations": 60}
+    assert "| FCOS (stopped) (regression stalled: loss_box) |" in compare.markdown_table([row])
+
+
 def test_compare_configs_share_backbone_neck_optimizer_and_data():
     """Every method of configs/compare differs only in its head (and FCOS in its target op)."""
     shared = ("CSPResNet", "FPN", "OptimizerBuilder", "depth_mult", "width_mult", "epoch", "EvalReader")
