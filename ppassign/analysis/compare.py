@@ -228,6 +228,7 @@ def stalled_regression(regression, window=5, min_drop=0.03):
 
     Such a run has a dead regression branch (e.g. ppdet's FCOSHead, whose ReLU on the distances can turn every
     output to 0 in the first steps; docs/analysis.md): its AP is not the method's.
+
     Args:
         regression (dict): term -> [value per logged step] (`parse_train_log`'s ``regression``).
     Returns:
