@@ -79,10 +79,10 @@ _BATCH_COST = re.compile(r"batch_cost: ([0-9.]+)")
 _COCO_LINE = re.compile(r"Average (?:Precision|Recall)\s+\((?:AP|AR)\) @\[.*\] = (-?[0-9.]+)")
 _EMPTY_EVAL = "Evaluation results empty"
 _TRAIN_SECONDS = re.compile(r"ppassign: training finished in ([0-9.]+) s")
-_LOSS_TERM = re.compile(r"\b(loss_[a-z0-9_]+): ([-+0-9.eE]+)")
 # The box-regression terms the heads log (FCOS loss_box, PP-YOLOE loss_iou, DW loss_loc, RetinaNet loss_bbox /
 # loss_reg). AutoAssign logs its regression inside loss_pos, so it has none to check.
 REGRESSION_TERMS = ("loss_box", "loss_iou", "loss_loc", "loss_bbox", "loss_reg")
+_REGRESSION_TERM = re.compile(r"\b(" + "|".join(REGRESSION_TERMS) + r"): ([-+0-9.eE]+)")
 
 
 class CompareError(Exception):
@@ -198,9 +198,8 @@ def parse_train_log(text):
         if match:
             epoch, step, steps = int(match.group(1)), int(match.group(2)), int(match.group(3))
             losses.append((epoch, step, steps, float(match.group(4))))
-            for name, value in _LOSS_TERM.findall(line):
-                if name in REGRESSION_TERMS:
-                    regression.setdefault(name, []).append(float(value))
+            for name, value in _REGRESSION_TERM.findall(line):
+                regression.setdefault(name, []).append(float(value))
             cost = _BATCH_COST.search(line)
             if cost:
                 costs.append(float(cost.group(1)))
