@@ -53,6 +53,7 @@ VARIANTS = {
     "autoassign_bias": ("align", "AutoAssign, bias in the tower convs"),
     "autoassign_offset0": ("align", "AutoAssign, point offset 0"),
     "dw_bias": ("align", "DW, bias in the tower convs"),
+    "dw_norefine_bias": ("align", "DW without refinement, bias in the tower convs"),
     "dw_clamp": ("align", "DW, refinement points clamped into the map"),
     "autoassign_prior_fixed": ("autoassign_ablation", "AutoAssign, centre prior fixed"),
     "autoassign_prior_off": ("autoassign_ablation", "AutoAssign, no centre prior"),
