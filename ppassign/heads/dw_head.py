@@ -357,8 +357,9 @@ class DWHead(nn.Layer):
         beta, mu, norm_mu, gamma1, gamma2 (float): see the module constants.
         nms (MultiClassNMS): ppdet NMS (injected from YAML).
         nms_pre (int): locations kept per level before NMS.
-        conv_bias (bool): bias in the towers' 3x3 convs; the official head (strongwolf/DW, MMDetection's
-            AnchorFreeHead with conv_bias=True) has it; default False (this project's earlier towers).
+        conv_bias (bool): bias in the towers' 3x3 convs, as the official head (strongwolf/DW, MMDetection's
+            AnchorFreeHead with conv_bias=True); False gives this project's towers before 2026-12-03 (docs/dw.md,
+            "Ablation switches", has what the bias is worth on the built-in dataset).
         pos_weighting, neg_weighting (bool): the ablations of the module docstring (True: DW).
         refine_sampling (str): where a refinement boundary point beyond the feature map reads: 'zeros' (official:
             0, which clips that side to 0 and stops its gradients, a dead side; on small maps many sides start
@@ -370,7 +371,7 @@ class DWHead(nn.Layer):
     def __init__(self, num_classes=80, in_channels=256, feat_channels=256, num_convs=fcos_base.TOWER_NUM_CONVS,
                  norm_groups=fcos_base.GN_GROUPS, fpn_stride=(8, 16, 32, 64, 128), with_refine=True,
                  soft_prior=True, beta=BETA, mu=MU, norm_mu=NORM_MU_OFFICIAL, gamma1=GAMMA1, gamma2=GAMMA2,
-                 nms="MultiClassNMS", nms_pre=fcos_base.NMS_PRE, conv_bias=False, pos_weighting=True,
+                 nms="MultiClassNMS", nms_pre=fcos_base.NMS_PRE, conv_bias=True, pos_weighting=True,
                  neg_weighting=True, refine_sampling="zeros"):
         super().__init__()
         _check_args(num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,

@@ -62,9 +62,9 @@ class ConvTower(nn.Sequential):
         in_channels (int), feat_channels (int): channels in / of every conv.
         num_convs (int): depth.
         num_groups (int): GroupNorm groups; must divide feat_channels.
-        conv_bias (bool): a bias (initialised to 0) in every 3x3 conv. False (default) keeps this project's
-            earlier towers; MMDetection's AutoAssignHead and the official DW head (strongwolf/DW, both built on
-            MMDetection's AnchorFreeHead with ``conv_bias=True``) use True, ahead of GroupNorm.
+        conv_bias (bool): a bias (initialised to 0) in every 3x3 conv, ahead of GroupNorm, as MMDetection's
+            AutoAssignHead and the official DW head (strongwolf/DW; both MMDetection's AnchorFreeHead with
+            ``conv_bias=True``). Each head passes its own default: DWHead True, AutoAssignHead False.
     Input [B, in_channels, H, W] -> output [B, feat_channels, H, W].
     """
 

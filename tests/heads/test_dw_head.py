@@ -326,10 +326,13 @@ def test_neg_weighting_off_makes_candidates_full_negatives():
     assert head.neg_weighting is False
 
 
-def test_conv_bias_adds_a_bias_to_every_tower_conv():
-    names = [n for n, _ in _small_head(True, conv_bias=True).named_parameters()]
+def test_towers_have_a_bias_in_every_conv_by_default_as_the_official_head():
+    names = [n for n, _ in _small_head(True).named_parameters()]
     assert "cls_tower.conv0.bias" in names and "reg_tower.conv0.bias" in names
-    assert not any(n.endswith("conv0.bias") for n, _ in _small_head(True).named_parameters())
+
+
+def test_conv_bias_false_removes_the_tower_biases():
+    assert not any(n.endswith("conv0.bias") for n, _ in _small_head(True, conv_bias=False).named_parameters())
 
 
 def test_refinement_changes_boxes_when_enabled():
