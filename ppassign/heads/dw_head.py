@@ -359,7 +359,7 @@ class DWHead(nn.Layer):
         nms_pre (int): locations kept per level before NMS.
         conv_bias (bool): bias in the towers' 3x3 convs, as the official head (strongwolf/DW, MMDetection's
             AnchorFreeHead with conv_bias=True); False gives this project's towers before 2026-12-03 (docs/dw.md,
-            "Ablation switches", has what the bias is worth on the built-in dataset).
+            "Tower-conv bias", has what the bias is worth on the built-in dataset).
         pos_weighting, neg_weighting (bool): the ablations of the module docstring (True: DW).
         refine_sampling (str): where a refinement boundary point beyond the feature map reads: 'zeros' (official:
             0, which clips that side to 0 and stops its gradients, a dead side; on small maps many sides start

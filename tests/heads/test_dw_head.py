@@ -20,9 +20,9 @@ STRIDES = [8, 16]
 FEAT_SIZES = [(6, 7), (3, 4)]  # input 48 x 56
 
 
-def _small_head(with_refine=True, **kwargs):
+def _small_head(with_refine=True, num_convs=1, **kwargs):
     paddle.seed(0)
-    return DWHead(num_classes=NUM_CLASSES, in_channels=8, feat_channels=8, num_convs=1, norm_groups=2,
+    return DWHead(num_classes=NUM_CLASSES, in_channels=8, feat_channels=8, num_convs=num_convs, norm_groups=2,
                   fpn_stride=STRIDES, with_refine=with_refine, nms=None, **kwargs)
 
 
@@ -326,13 +326,21 @@ def test_neg_weighting_off_makes_candidates_full_negatives():
     assert head.neg_weighting is False
 
 
+def _tower_conv_biases(head):
+    """{tower conv name: has a bias} over both towers (conv<i> layers of cls_tower / reg_tower)."""
+    return {f"{tower}.{name}": layer.bias is not None
+            for tower in ("cls_tower", "reg_tower")
+            for name, layer in getattr(head, tower).named_children() if name.startswith("conv")}
+
+
 def test_towers_have_a_bias_in_every_conv_by_default_as_the_official_head():
-    names = [n for n, _ in _small_head(True).named_parameters()]
-    assert "cls_tower.conv0.bias" in names and "reg_tower.conv0.bias" in names
+    has_bias = _tower_conv_biases(_small_head(True, num_convs=2))
+    assert len(has_bias) == 4 and all(has_bias.values()), has_bias
 
 
 def test_conv_bias_false_removes_the_tower_biases():
-    assert not any(n.endswith("conv0.bias") for n, _ in _small_head(True, conv_bias=False).named_parameters())
+    has_bias = _tower_conv_biases(_small_head(True, num_convs=2, conv_bias=False))
+    assert len(has_bias) == 4 and not any(has_bias.values()), has_bias
 
 
 def test_refinement_changes_boxes_when_enabled():
