@@ -9,7 +9,8 @@ Writes <output_dir>/results.md (COCO AP, AP50, AP75, APs/m/l, s/iter), results.j
 --seeds, one such folder per seed (<output_dir>/seed<k>) and, in <output_dir>, the table over seeds.
 Variants (one change to a method: optimizer, levels, head switches, ablations) are methods too, with the groups
 setup, align, autoassign_ablation and dw_ablation. `--tabulate DIR ...` prints one table over earlier runs,
-`--sweep 1x=DIR,... 3x=DIR,...` one table over several budgets.
+`--sweep 1x=DIR,... 3x=DIR,...` one table over several budgets. `--resume` (same arguments as the interrupted
+call) goes on from each method's latest checkpoint (every --eval_interval epochs) and skips finished methods.
 """
 import argparse
 import os
@@ -34,6 +35,9 @@ def parse_args(argv=None):
     parser.add_argument("-o", "--opt", nargs="*", default=[], help="extra key=value overrides for every method")
     parser.add_argument("--stop_stalled", type=int, default=0, metavar="ITER",
                         help="stop a run whose box-regression loss has not fallen after ITER iterations (0: never)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with an earlier call's runs in --output_dir (same arguments) from their latest "
+                             "checkpoints; finished methods are read, not trained again")
     parser.add_argument("--tabulate", nargs="+", metavar="DIR", default=None,
                         help="train nothing: print the seeds table of earlier runs' output dirs (one budget) and "
                              "one line per run (APs by size, AP after each evaluation)")
@@ -60,10 +64,11 @@ def main(argv=None):
             except ValueError:
                 raise ValueError(f"--seeds must be comma-separated ints, got {args.seeds!r}") from None
             compare.run_seeds(args.output_dir, args.methods, budget, seeds, args.threads, args.dataset_dir,
-                              overrides=args.opt, stop_stalled=args.stop_stalled)
+                              overrides=args.opt, stop_stalled=args.stop_stalled, resume=args.resume)
         else:
             compare.run_comparison(args.output_dir, args.methods, budget, args.seed, args.threads,
-                                   args.dataset_dir, overrides=args.opt, stop_stalled=args.stop_stalled)
+                                   args.dataset_dir, overrides=args.opt, stop_stalled=args.stop_stalled,
+                                   resume=args.resume)
     except (ValueError, compare.CompareError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

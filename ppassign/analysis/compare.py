@@ -80,6 +80,8 @@ _BATCH_COST = re.compile(r"batch_cost: ([0-9.]+)")
 _COCO_LINE = re.compile(r"Average (?:Precision|Recall)\s+\((?:AP|AR)\) @\[.*\] = (-?[0-9.]+)")
 _EMPTY_EVAL = "Evaluation results empty"
 _TRAIN_SECONDS = re.compile(r"ppassign: training finished in ([0-9.]+) s")
+# The line train_method appends to a method's log before it resumes the run (see `resume_point`).
+_RESUMED = re.compile(r"^compare: resumed after epoch (\d+) ")
 # The box-regression terms the heads log (FCOS loss_box, PP-YOLOE loss_iou, DW loss_loc, RetinaNet loss_bbox /
 # loss_reg). AutoAssign logs its regression inside loss_pos, so it has none to check.
 REGRESSION_TERMS = ("loss_box", "loss_iou", "loss_loc", "loss_bbox", "loss_reg")
@@ -184,14 +186,18 @@ def _base_lr(config_path):
 def parse_train_log(text):
     """Read a tools/train.py log.
 
+    A log that `train_method` resumed holds several runs one after another: at each "compare: resumed after
+    epoch N" line, what the earlier run logged from epoch N on (the part after its last checkpoint, which the
+    resumed run trains again) is dropped.
+
     Returns:
         dict: ``loss`` [(epoch, step, steps_per_epoch, loss)], ``batch_cost`` [seconds per logged step],
         ``evals`` [(epoch, [12 COCO stats])] (an empty evaluation -- nothing detected -- counts as all 0),
-        ``seconds`` (total training wall time or None), ``regression`` {term: [value per logged step]} for
-        the REGRESSION_TERMS the log has.
+        ``seconds`` (training wall time summed over the runs that finished, or None), ``regression`` {term:
+        [value per logged step]} for the REGRESSION_TERMS the log has, ``resumed`` [N of every resume line].
     """
-    losses, costs, evals, block = [], [], [], []
-    regression = {}
+    losses, costs, evals, block, resumed = [], [], [], [], []
+    regression = {}  # term -> [(epoch, value)] until the end
     epoch = 0
     seconds = None
     for line in text.splitlines():
@@ -200,10 +206,10 @@ def parse_train_log(text):
             epoch, step, steps = int(match.group(1)), int(match.group(2)), int(match.group(3))
             losses.append((epoch, step, steps, float(match.group(4))))
             for name, value in _REGRESSION_TERM.findall(line):
-                regression.setdefault(name, []).append(float(value))
+                regression.setdefault(name, []).append((epoch, float(value)))
             cost = _BATCH_COST.search(line)
             if cost:
-                costs.append(float(cost.group(1)))
+                costs.append((epoch, float(cost.group(1))))
             continue
         match = _COCO_LINE.search(line)
         if match:
@@ -217,8 +223,20 @@ def parse_train_log(text):
             continue
         match = _TRAIN_SECONDS.search(line)
         if match:
-            seconds = float(match.group(1))
-    return {"loss": losses, "batch_cost": costs, "evals": evals, "seconds": seconds, "regression": regression}
+            seconds = (seconds or 0.0) + float(match.group(1))
+            continue
+        match = _RESUMED.search(line)
+        if match:
+            start = int(match.group(1))
+            resumed.append(start)
+            losses = [item for item in losses if item[0] < start]
+            costs = [item for item in costs if item[0] < start]
+            evals = [item for item in evals if item[0] < start]
+            regression = {name: [item for item in values if item[0] < start] for name, values in regression.items()}
+            block, epoch = [], start
+    return {"loss": losses, "batch_cost": [cost for _, cost in costs], "evals": evals, "seconds": seconds,
+            "regression": {name: [value for _, value in values] for name, values in regression.items() if values},
+            "resumed": resumed}
 
 
 def stalled_regression(regression, window=5, min_drop=0.03):
@@ -272,11 +290,14 @@ def summarize_run(parsed, iterations=None):
 # ------------------------------------------------------------------------------------------------ report
 
 def _marks(rows):
-    """' (stopped)' or ' (failed)', and ' (regression stalled: <terms>)', for the label of a method's row(s)."""
+    """' (stopped)' or ' (failed)', ' (regression stalled: <terms>)' and ' (resumed after epoch <N>)', for the
+    label of a method's row(s)."""
     marks = (" (stopped)" if any(row.get("stopped") for row in rows) else
              " (failed)" if any(not row.get("ok", True) for row in rows) else "")
     stalled = sorted({term for row in rows for term in row.get("stalled") or ()})
-    return marks + (f" (regression stalled: {', '.join(stalled)})" if stalled else "")
+    resumed = sorted({epoch for row in rows for epoch in row.get("resumed") or ()})
+    return (marks + (f" (regression stalled: {', '.join(stalled)})" if stalled else "")
+            + (f" (resumed after epoch {', '.join(map(str, resumed))})" if resumed else ""))
 
 
 def markdown_table(rows):
@@ -347,7 +368,7 @@ def plot_seed_curves(curves, path):
 
 
 def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, dataset_dir=None,
-              config_dir=CONFIG_DIR, overrides=(), stop_stalled=0):
+              config_dir=CONFIG_DIR, overrides=(), stop_stalled=0, resume=False):
     """`run_comparison` once per seed (into ``<output_dir>/seed<k>``, one shared dataset), then
     ``<output_dir>/results.md`` (the seeds table), ``results.json`` and ``curves.png`` over all seeds.
 
@@ -362,7 +383,7 @@ def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, d
     for seed in seeds:
         seed_dir = os.path.join(output_dir, f"seed{seed}")
         results[seed] = run_comparison(seed_dir, methods, budget, seed, threads, dataset_dir, config_dir, overrides,
-                                       stop_stalled)
+                                       stop_stalled, resume)
         with open(os.path.join(seed_dir, "results.json"), encoding="utf-8") as f:
             saved = json.load(f)
         curves[seed] = {row["method"]: {"label": row["label"], **saved["curves"][row["method"]]}
@@ -531,28 +552,72 @@ def plot_curves(runs, path):
 
 # ----------------------------------------------------------------------------------------------- running
 
+def resume_point(ckpt_dir):
+    """Where a method's training can go on from: its checkpoints under `ckpt_dir` (``<ckpt_dir>/<config
+    name>/<epoch index>.pdparams`` with its ``.pdopt``, as tools/train.py saves them every snapshot_epoch).
+
+    Returns:
+        ('finished', path) when model_final is there, ('epoch', path, epochs_done) for the latest epoch
+        checkpoint, or None; paths without the extension (tools/train.py's -r).
+    """
+    latest = None
+    for sub in sorted(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else ():
+        folder = os.path.join(ckpt_dir, sub)
+        names = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+        if {"model_final.pdparams", "model_final.pdopt"} <= names:
+            return ("finished", os.path.join(folder, "model_final"))
+        for name in names:
+            stem = name[:-len(".pdparams")]
+            if name.endswith(".pdparams") and stem.isdigit() and f"{stem}.pdopt" in names:
+                if latest is None or int(stem) + 1 > latest[2]:
+                    latest = ("epoch", os.path.join(folder, stem), int(stem) + 1)
+    return latest
+
+
 def train_method(method, budget, output_dir, seed, dataset_dir, threads=1, config_dir=CONFIG_DIR,
-                 overrides=(), stop_stalled=0, poll_seconds=30.0):
+                 overrides=(), stop_stalled=0, poll_seconds=30.0, resume=False):
     """Train one method with tools/train.py in a subprocess; returns {'ok', 'parsed', 'log', 'config'} (and
     'stopped', a reason, when the run was stopped).
 
     With `stop_stalled` (iterations, 0 = off) the log is read every `poll_seconds`; once the run has logged that
     many iterations and `stalled_regression` flags a term, the run is stopped (not ok): it would only spend
     its budget on a detector without box regression.
+
+    With `resume`, an earlier call's run in the same folder goes on from its latest checkpoint (`resume_point`;
+    the log is appended to) or, if it finished, is read instead of trained again. The resumed run continues
+    the schedule and the optimizer's state, but draws other batches than the uninterrupted run would have
+    (ppdet's resume restarts the data order and the random state), so it is an equally valid run, not the same
+    one. CompareError if that run was made with another set-up (config, seed, data or overrides).
     """
     run_dir = os.path.join(output_dir, method)
     os.makedirs(run_dir, exist_ok=True)
     config = os.path.join(run_dir, "config.yml")
-    with open(config, "w", encoding="utf-8") as f:
-        f.write(derived_config(method, budget, config_dir))
+    text = derived_config(method, budget, config_dir)
     log = os.path.join(run_dir, "train.log")
-    cmd = [sys.executable, TRAIN_TOOL, "-c", config, "--eval", "--seed", str(seed),
-           "--output_dir", os.path.join(run_dir, "ckpt"), "-o", *dataset_overrides(budget, dataset_dir),
-           *overrides]
+    ckpt_dir = os.path.join(run_dir, "ckpt")
+    cmd = [sys.executable, TRAIN_TOOL, "-c", config, "--eval", "--seed", str(seed), "--output_dir", ckpt_dir,
+           "-o", *dataset_overrides(budget, dataset_dir), *overrides]
+    point = None
+    if resume:
+        _check_same_run(run_dir, config, text, cmd[2:])
+        point = resume_point(ckpt_dir) if os.path.isfile(log) else None
+    if point and point[0] == "finished":
+        print(f"compare: {method} finished earlier ({point[1]}); reading {log}", flush=True)
+        return {"ok": True, "returncode": 0, "parsed": _read_log(log), "log": log, "config": config}
+    with open(config, "w", encoding="utf-8") as f:
+        f.write(text)
+    with open(os.path.join(run_dir, "command.json"), "w", encoding="utf-8") as f:
+        json.dump(cmd[2:], f, indent=1)
+    if point:
+        cmd += ["-r", point[1]]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     print(f"compare: training {method}: {' '.join(cmd)}", flush=True)
     stopped = None
-    with open(log, "w", encoding="utf-8") as out:
+    with open(log, "a" if point else "w", encoding="utf-8") as out:
+        if point:
+            # (on a line of its own: the killed run may have left half a line)
+            out.write(f"\ncompare: resumed after epoch {point[2]} from {point[1]}\n")
+            out.flush()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
         while stop_stalled and stopped is None:
             try:
@@ -575,13 +640,32 @@ def train_method(method, budget, output_dir, seed, dataset_dir, threads=1, confi
     return run
 
 
+def _check_same_run(run_dir, config, text, args):
+    """CompareError unless the run in `run_dir` (if any) was made with this config text and these train.py
+    arguments (``command.json``; runs older than that file are checked by their config only)."""
+    if os.path.isfile(config):
+        with open(config, encoding="utf-8") as f:
+            if f.read() != text:
+                raise CompareError(f"cannot resume {run_dir}: its config.yml was written for another budget or "
+                                   f"method file; use the same arguments as that run, or another --output_dir")
+    saved = os.path.join(run_dir, "command.json")
+    if os.path.isfile(saved):
+        with open(saved, encoding="utf-8") as f:
+            before = json.load(f)
+        if before != args:
+            diff = next((f"{a!r} then, {b!r} now" for a, b in zip(before, args) if a != b),
+                        f"{len(before)} arguments then, {len(args)} now")
+            raise CompareError(f"cannot resume {run_dir}: it was trained with other arguments ({diff}); use the "
+                               f"same seed, dataset and -o overrides as that run, or another --output_dir")
+
+
 def _read_log(path):
     with open(path, encoding="utf-8", errors="replace") as f:
         return parse_train_log(f.read())
 
 
 def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, dataset_dir=None,
-                   config_dir=CONFIG_DIR, overrides=(), stop_stalled=0):
+                   config_dir=CONFIG_DIR, overrides=(), stop_stalled=0, resume=False):
     """Train every method of `methods` under `budget` and seed; write results.md/.json and curves.png.
 
     Args:
@@ -594,6 +678,8 @@ def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, da
         overrides (list[str]): extra ``key=value`` overrides passed to every run.
         stop_stalled (int): stop a run whose box regression has not trained after this many iterations
             (`train_method`; 0 = never).
+        resume (bool): go on with an earlier call's runs in `output_dir` (same arguments) from their latest
+            checkpoints; methods that finished are read, not trained again (`train_method`).
     Returns:
         list of table rows (dicts), in method order.
     """
@@ -609,10 +695,13 @@ def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, da
     runs, rows = {}, []
     tic = time.time()
     for name in names:
-        run = train_method(name, full, output_dir, seed, dataset_dir, threads, config_dir, overrides, stop_stalled)
+        run = train_method(name, full, output_dir, seed, dataset_dir, threads, config_dir, overrides, stop_stalled,
+                           resume=resume)
         run["label"] = METHODS[name][1]
         runs[name] = run
         row = {"method": name, "label": run["label"], "ok": run["ok"], **summarize_run(run["parsed"], iterations)}
+        if run["parsed"]["resumed"]:
+            row["resumed"] = run["parsed"]["resumed"]
         rows.append(row)
         _write_reports(output_dir, rows, runs, full, seed, names)
         if run.get("stopped"):

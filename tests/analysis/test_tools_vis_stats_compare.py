@@ -213,6 +213,112 @@ def test_train_method_lets_a_run_with_falling_box_loss_finish(tmp_path, monkeypa
     assert run["ok"] and "stopped" not in run and compare.logged_iterations(run["parsed"]) == 200
 
 
+def _coco_block(ap):
+    return "".join(f" Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = {v}\n"
+                   for v in [ap] + ["0.1"] * 11)
+
+
+def _line(epoch, step, box):
+    return (f"[x] ppdet.engine INFO: Epoch: [{epoch}] [{step}/2] loss_box: {box} loss: 2.0 batch_cost: "
+            f"{epoch + 1}.0\n")
+
+
+def test_parse_train_log_of_a_resumed_run_drops_what_the_first_run_logged_after_its_checkpoint():
+    # First run: epochs 0-1 with an evaluation after each, killed during epoch 2 (checkpoint after epoch 2 = "1").
+    first = _line(0, 0, 0.9) + _line(0, 1, 0.8) + _coco_block("0.100") + _line(1, 0, 0.7) + _line(1, 1, 0.6) + \
+        _coco_block("0.200") + _line(2, 0, 0.5)
+    second = "compare: resumed after epoch 2 from run/ckpt/config/1\n" + _line(2, 0, 0.55) + _line(2, 1, 0.45) + \
+        _coco_block("0.300") + "ppassign: training finished in 7 s; weights: x\n"
+    parsed = compare.parse_train_log(first + second)
+    assert [(e, s) for e, s, _, _ in parsed["loss"]] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
+    assert parsed["regression"] == {"loss_box": [0.9, 0.8, 0.7, 0.6, 0.55, 0.45]}
+    assert parsed["batch_cost"] == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    assert [(e, stats[0]) for e, stats in parsed["evals"]] == [(0, 0.1), (1, 0.2), (2, 0.3)]
+    assert parsed["resumed"] == [2] and parsed["seconds"] == 7.0
+    assert compare.parse_train_log(LOG)["resumed"] == []
+
+
+def test_parse_train_log_drops_a_half_printed_evaluation_of_the_killed_run():
+    log = _line(0, 0, 0.9) + _coco_block("0.100")[:200] + "\ncompare: resumed after epoch 0 from c/0\n" + \
+        _line(0, 0, 0.8) + _coco_block("0.200")
+    parsed = compare.parse_train_log(log)
+    assert [(e, stats[0]) for e, stats in parsed["evals"]] == [(0, 0.2)]
+    assert parsed["loss"] == [(0, 0, 2, 2.0)]
+
+
+def _touch(folder, *names):
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        open(os.path.join(folder, name), "w").close()
+
+
+def test_resume_point_takes_the_latest_epoch_checkpoint_with_its_optimizer_state(tmp_path):
+    assert compare.resume_point(str(tmp_path / "missing")) is None
+    folder = str(tmp_path / "config")
+    _touch(folder, "best_model.pdparams", "best_model.pdopt", "1.pdparams", "1.pdopt", "3.pdparams", "3.pdopt",
+           "11.pdparams", "11.pdopt", "13.pdparams")  # 13 has no .pdopt: not resumable
+    assert compare.resume_point(str(tmp_path)) == ("epoch", os.path.join(folder, "11"), 12)
+    _touch(folder, "model_final.pdparams", "model_final.pdopt")
+    assert compare.resume_point(str(tmp_path)) == ("finished", os.path.join(folder, "model_final"))
+
+
+RESUME_TRAIN = """\
+import sys
+start = int(sys.argv[sys.argv.index("-r") + 1].rsplit("/", 1)[1]) + 1 if "-r" in sys.argv else 0
+for epoch in range(start, 3):
+    print(f"ppdet.engine INFO: Epoch: [{epoch}] [0/1] loss_box: 0.5 loss: 2.0 batch_cost: 0.01", flush=True)
+print("args:", " ".join(sys.argv[1:]))
+"""
+
+
+def _resume_trainer(tmp_path, monkeypatch):
+    """train_method runs, instead of tools/train.py, a script that logs epochs from its -r checkpoint on."""
+    script = tmp_path / "fake_train.py"
+    script.write_text(RESUME_TRAIN)
+    monkeypatch.setattr(compare, "TRAIN_TOOL", str(script))
+
+
+def test_train_method_resumes_from_the_latest_checkpoint_and_appends_to_the_log(tmp_path, monkeypatch):
+    _resume_trainer(tmp_path, monkeypatch)
+    budget, out, ds = compare.default_budget(), str(tmp_path / "run"), str(tmp_path / "ds")
+    first = compare.train_method("fcos", budget, out, 0, ds)
+    assert first["ok"] and [e for e, *_ in first["parsed"]["loss"]] == [0, 1, 2]
+    _touch(os.path.join(out, "fcos", "ckpt", "config"), "0.pdparams", "0.pdopt")  # as if killed in epoch 1
+    run = compare.train_method("fcos", budget, out, 0, ds, resume=True)
+    with open(run["log"]) as f:
+        text = f.read()
+    assert f"compare: resumed after epoch 1 from {os.path.join(out, 'fcos', 'ckpt', 'config', '0')}" in text
+    assert text.rstrip().endswith(f"-r {os.path.join(out, 'fcos', 'ckpt', 'config', '0')}")
+    assert run["ok"] and [e for e, *_ in run["parsed"]["loss"]] == [0, 1, 2] and run["parsed"]["resumed"] == [1]
+
+
+def test_train_method_reads_a_finished_run_instead_of_training_it_again(tmp_path, monkeypatch):
+    _resume_trainer(tmp_path, monkeypatch)
+    budget, out, ds = compare.default_budget(), str(tmp_path / "run"), str(tmp_path / "ds")
+    compare.train_method("fcos", budget, out, 0, ds)
+    _touch(os.path.join(out, "fcos", "ckpt", "config"), "model_final.pdparams", "model_final.pdopt")
+    monkeypatch.setattr(compare.subprocess, "Popen", None)  # training again would fail
+    run = compare.train_method("fcos", budget, out, 0, ds, resume=True)
+    assert run["ok"] and len(run["parsed"]["loss"]) == 3
+
+
+def test_train_method_refuses_to_resume_a_run_made_with_other_arguments(tmp_path, monkeypatch):
+    _resume_trainer(tmp_path, monkeypatch)
+    budget, out, ds = compare.default_budget(), str(tmp_path / "run"), str(tmp_path / "ds")
+    compare.train_method("fcos", budget, out, 0, ds)
+    with pytest.raises(compare.CompareError, match="other arguments \\('0' then, '1' now\\)"):
+        compare.train_method("fcos", budget, out, 1, ds, resume=True)
+    with pytest.raises(compare.CompareError, match="config.yml was written for another budget"):
+        compare.train_method("fcos", dict(budget, epochs=9), out, 0, ds, resume=True)
+
+
+def test_tables_mark_a_resumed_run():
+    row = {"method": "fcos", "label": "FCOS", "ok": True, "AP": 0.3, "AP50": 0.5, "AP75": 0.3,
+           "sec_per_iter": 0.5, "stalled": [], "resumed": [12]}
+    assert "| FCOS (resumed after epoch 12) |" in compare.markdown_table([row])
+    assert "| FCOS (resumed after epoch 12) |" in compare.seeds_table({0: [row]})
+
+
 def test_run_comparison_rejects_a_bad_stop_stalled(tmp_path):
     with pytest.raises(ValueError, match="stop_stalled must be an int >= 0"):
         compare.run_comparison(str(tmp_path), "fcos", stop_stalled=-1)
