@@ -544,7 +544,8 @@ def plot_curves(runs, path):
     ax_map.set(xlabel="epoch", ylabel="COCO AP (%)", title="AP@[.5:.95] on the val split")
     for ax in (ax_loss, ax_map):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a run stopped before its first evaluation has no AP curve
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -702,11 +703,11 @@ def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, da
         row = {"method": name, "label": run["label"], "ok": run["ok"], **summarize_run(run["parsed"], iterations)}
         if run["parsed"]["resumed"]:
             row["resumed"] = run["parsed"]["resumed"]
-        rows.append(row)
-        _write_reports(output_dir, rows, runs, full, seed, names)
         if run.get("stopped"):
             row.update(stopped=run["stopped"], iterations=logged_iterations(run["parsed"]))
-        elif not run["ok"]:
+        rows.append(row)
+        _write_reports(output_dir, rows, runs, full, seed, names)
+        if not run["ok"] and not run.get("stopped"):
             print(f"compare: {name} failed (exit status {run['returncode']}); see {run['log']}", flush=True)
         if row["stalled"]:
             print(f"compare: WARNING: {name}'s box-regression loss ({', '.join(row['stalled'])}) did not fall: its "

@@ -1,4 +1,5 @@
 """tools/vis_assign.py, tools/assign_stats.py and tools/compare.py on a tiny generated dataset."""
+import functools
 import json
 import os
 import subprocess
@@ -317,6 +318,16 @@ def test_tables_mark_a_resumed_run():
            "sec_per_iter": 0.5, "stalled": [], "resumed": [12]}
     assert "| FCOS (resumed after epoch 12) |" in compare.markdown_table([row])
     assert "| FCOS (resumed after epoch 12) |" in compare.seeds_table({0: [row]})
+
+
+def test_run_comparison_reports_a_stopped_run_as_stopped_with_its_iterations(tmp_path, monkeypatch):
+    _fake_trainer(tmp_path, monkeypatch, "flat", steps=3000, pause=0.005)
+    monkeypatch.setattr(compare, "train_method", functools.partial(compare.train_method, poll_seconds=0.2))
+    compare.run_comparison(str(tmp_path / "out"), "fcos", stop_stalled=50, dataset_dir=str(tmp_path / "ds"))
+    with open(tmp_path / "out" / "results.json") as f:
+        row = json.load(f)["rows"][0]
+    assert row["stopped"].startswith("regression stalled (loss_box)") and 50 <= row["iterations"] < 3000
+    assert "FCOS (ppdet FCOSHead, baseline) (stopped)" in (tmp_path / "out" / "results.md").read_text()
 
 
 def test_run_comparison_rejects_a_bad_stop_stalled(tmp_path):
