@@ -8,9 +8,10 @@ with each RetinaNet assigner, one anchor per location) and retinanet9 (nine anch
 Writes <output_dir>/results.md (COCO AP, AP50, AP75, APs/m/l, s/iter), results.json and curves.png; with
 --seeds, one such folder per seed (<output_dir>/seed<k>) and, in <output_dir>, the table over seeds.
 Variants (one change to a method: optimizer, levels, head switches, ablations) are methods too, with the groups
-setup, align, autoassign_ablation and dw_ablation. `--tabulate DIR ...` prints one table over earlier runs,
-`--sweep 1x=DIR,... 3x=DIR,...` one table over several budgets. `--resume` (same arguments as the interrupted
-call) goes on from each method's latest checkpoint (every --eval_interval epochs) and skips finished methods.
+setup, align, autoassign_ablation and dw_ablation. `--tabulate DIR ...` prints one table over earlier runs
+(with `--plot PNG` it also draws their AP curves), `--sweep 1x=DIR,... 3x=DIR,...` one table over several
+budgets. `--resume` (same arguments as the interrupted call) goes on from each method's latest checkpoint (every
+--eval_interval epochs) and skips finished methods.
 """
 import argparse
 import os
@@ -41,6 +42,9 @@ def parse_args(argv=None):
     parser.add_argument("--tabulate", nargs="+", metavar="DIR", default=None,
                         help="train nothing: print the seeds table of earlier runs' output dirs (one budget) and "
                              "one line per run (APs by size, AP after each evaluation)")
+    parser.add_argument("--plot", metavar="PNG", default=None,
+                        help="with --tabulate: also draw those runs' AP after each evaluation, every method and "
+                             "seed, into this PNG")
     parser.add_argument("--sweep", nargs="+", metavar="LABEL=DIR[,DIR]", default=None,
                         help="train nothing: print one table over several budgets, e.g. 1x=output/b1 "
                              "3x=output/b3a,output/b3b (each label: earlier runs' dirs of one budget)")
@@ -51,13 +55,18 @@ def main(argv=None):
     args, budget_keys = parse_args(argv)
     budget = {k: getattr(args, k) for k in budget_keys}
     try:
+        if args.plot and not args.tabulate:
+            raise ValueError(f"--plot {args.plot} draws the runs of --tabulate DIR ...; give --tabulate too")
         if args.sweep:
             budgets = [(label, compare.collect_results(dirs)[0]) for label, dirs in compare.parse_sweep(args.sweep)]
             print(compare.sweep_table(budgets), end="")
         elif args.tabulate:
             results, _ = compare.collect_results(args.tabulate)
+            curves = compare.collect_curves(args.tabulate)
             print(compare.seeds_table(results))
-            print(compare.runs_table(results, compare.collect_curves(args.tabulate)), end="")
+            print(compare.runs_table(results, curves), end="")
+            if args.plot:
+                compare.plot_seed_curves(curves, compare.method_labels(results), args.plot)
         elif args.seeds:
             try:
                 seeds = [int(s) for s in args.seeds.split(",") if s.strip()]

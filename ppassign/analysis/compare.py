@@ -344,27 +344,37 @@ def seeds_table(results):
     return head + "\n".join(lines) + "\n"
 
 
-def plot_seed_curves(curves, path):
-    """PNG of AP vs epoch: one colour per method, one line style per seed. `curves`: seed -> method -> run."""
+def plot_seed_curves(curves, labels, path):
+    """PNG of AP vs epoch: one colour per method, one line style per seed.
+
+    Args:
+        curves (dict): seed -> method -> [(epoch, AP as a fraction), ...], as `collect_curves` returns.
+        labels (dict): method -> label for the legend (the method's name where missing).
+        path (str): the PNG to write.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 5))
     colours, styles = {}, ["-", "--", ":", "-."]
     for k, seed in enumerate(sorted(curves)):
-        for name, run in curves[seed].items():
-            evals = run["evals"]
-            if not evals:
+        for name, points in curves[seed].items():
+            if not points:
                 continue
             colour = colours.setdefault(name, f"C{len(colours) % 10}")
-            ax.plot([e + 1 for e, _ in evals], [100 * stats[0] for _, stats in evals], styles[k % len(styles)],
-                    color=colour, marker="o", markersize=3, label=f"{run['label']} (seed {seed})")
+            ax.plot([e for e, _ in points], [100 * ap for _, ap in points], styles[k % len(styles)],
+                    color=colour, marker="o", markersize=3, label=f"{labels.get(name, name)} (seed {seed})")
     ax.set(xlabel="epoch", ylabel="COCO AP (%)", title="AP@[.5:.95] on the val split, every seed")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def method_labels(results):
+    """method -> label over the rows of `results` (seed -> rows)."""
+    return {row["method"]: row["label"] for rows in results.values() for row in rows}
 
 
 def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, dataset_dir=None,
@@ -379,15 +389,11 @@ def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, d
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct ints, got {seeds!r}")
     dataset_dir = dataset_dir or os.path.join(output_dir, "dataset")
-    results, curves = {}, {}
+    results = {}
     for seed in seeds:
         seed_dir = os.path.join(output_dir, f"seed{seed}")
         results[seed] = run_comparison(seed_dir, methods, budget, seed, threads, dataset_dir, config_dir, overrides,
                                        stop_stalled, resume)
-        with open(os.path.join(seed_dir, "results.json"), encoding="utf-8") as f:
-            saved = json.load(f)
-        curves[seed] = {row["method"]: {"label": row["label"], **saved["curves"][row["method"]]}
-                        for row in results[seed]}
         full = default_budget()
         full.update(budget or {})
         with open(os.path.join(output_dir, "results.md"), "w", encoding="utf-8") as f:
@@ -396,7 +402,7 @@ def run_seeds(output_dir, methods="all", budget=None, seeds=(0, 1), threads=1, d
                     f"{sorted(results)} of {seeds}.\n\n" + seeds_table(results))
         with open(os.path.join(output_dir, "results.json"), "w", encoding="utf-8") as f:
             json.dump({"budget": full, "seeds": seeds, "rows": {str(k): v for k, v in results.items()}}, f, indent=1)
-        plot_seed_curves(curves, os.path.join(output_dir, "curves.png"))
+        plot_seed_curves(collect_curves([output_dir]), method_labels(results), os.path.join(output_dir, "curves.png"))
     print(seeds_table(results), flush=True)
     return results
 

@@ -509,6 +509,43 @@ def test_compare_tool_tabulate_prints_both_tables(tmp_path):
     assert missing.returncode == 2 and "no results.json" in missing.stderr
 
 
+def test_run_seeds_writes_the_seeds_table_and_every_seeds_curves(tmp_path, monkeypatch):
+    budget = compare.default_budget()
+
+    def fake_run(seed_dir, methods, budget_, seed, *args):
+        rows = [{"method": "dw", "label": "DW", "ok": True, "AP": 0.1 * (seed + 1), "AP50": 0.5, "AP75": 0.2,
+                 "sec_per_iter": 1.0}]
+        os.makedirs(seed_dir)
+        with open(os.path.join(seed_dir, "results.json"), "w") as f:
+            json.dump({"budget": budget, "seed": seed, "rows": rows,
+                       "curves": {"dw": {"loss": [], "evals": [[1, [0.05 * (seed + 1)] + [0.0] * 11]]}}}, f)
+        return rows
+
+    monkeypatch.setattr(compare, "run_comparison", fake_run)
+    results = compare.run_seeds(str(tmp_path / "out"), "dw", None, seeds=(0, 1), dataset_dir=str(tmp_path / "d"))
+    assert sorted(results) == [0, 1]
+    assert "| DW | 10.0 | 20.0 | 15.0 | 10.0 |" in (tmp_path / "out" / "results.md").read_text()
+    assert compare.collect_curves([str(tmp_path / "out")]) == {0: {"dw": [(2, 0.05)]}, 1: {"dw": [(2, 0.1)]}}
+    assert (tmp_path / "out" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_tool_tabulate_plot_draws_the_runs_curves_and_needs_tabulate(tmp_path):
+    budget = compare.default_budget()
+    row = {"method": "dw", "label": "DW", "ok": True, "AP": 0.3, "AP50": 0.5, "AP75": 0.2, "sec_per_iter": 1.0}
+    folder = tmp_path / "a"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(
+        {"budget": budget, "seed": 0, "rows": [row],
+         "curves": {"dw": {"loss": [], "evals": [[3, [0.1] + [0.0] * 11], [7, [0.3] + [0.0] * 11]]}}}))
+    png = tmp_path / "ap.png"
+    proc = run_tool("compare.py", "--tabulate", str(folder), "--plot", str(png), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "| DW | 0 | 30.0 |" in proc.stdout
+    alone = run_tool("compare.py", "--plot", str(tmp_path / "b.png"), cwd=tmp_path)
+    assert alone.returncode == 2 and "--plot" in alone.stderr and "--tabulate" in alone.stderr
+    assert not (tmp_path / "b.png").exists()
+
+
 def test_parse_sweep_splits_labels_and_names_a_bad_item():
     assert compare.parse_sweep(["1x=a,b", "3x=c"]) == [("1x", ["a", "b"]), ("3x", ["c"])]
     for bad in (["1x"], ["=a"], ["1x="], ["1x=a", "1x=b"], []):
