@@ -1,19 +1,15 @@
 """ppassign: label assignment for PaddleDetection on Paddle 3.
 
-``import ppassign`` applies the platform shims (ppassign.compat) and registers every ppassign module in
-ppdet's workspace (ppassign.registry); both are idempotent.
+``import ppassign`` applies the platform shims and registers ppassign's modules in ppdet's workspace; the full
+list of what it does to Paddle and ppdet is in `ppassign.plugin`.
 
-Layout: ``assigners/`` (one file per assignment method), ``heads/`` (heads whose loss assigns), ``ops/``
-(geometry, input checks), ``compat/`` (every ppdet / Paddle shim), ``engine/`` (what tools/ run), ``data/``
-(built-in dataset), ``analysis/`` (maps, statistics, comparison, benchmark).
+Layout (imports run one way, each layer only from those before it): ``ops/`` (box geometry, input checks) ←
+``assigners/`` (one file per assignment method) ← ``heads/`` (heads whose loss assigns) ← ``engine/`` (what
+tools/ run) ← ``analysis/`` (assignment maps and statistics of a trained model). ``compat/`` holds every ppdet /
+Paddle shim, ``registry`` puts classes into ppdet's workspace, ``data/`` the built-in dataset.
 """
-from . import compat
-from .assigners import ATSSAssigner, TaskAlignedAssigner
-from . import registry
-from . import data  # noqa: F401  (built-in synthetic dataset, registers SyntheticCOCODataSet)
-from . import heads  # noqa: F401  (registers AutoAssignHead, DWHead)
+from ._version import __version__  # noqa: F401
+from . import plugin
+from .assigners import ATSSAssigner, TaskAlignedAssigner  # noqa: F401
 
-__version__ = "0.1.0"
-
-compat.apply()
-registry.register_all()
+plugin.install()

@@ -1,53 +1,39 @@
-"""ppassign.registry: names in ppdet's workspace, repeated import, the explicit opt-in override."""
-import importlib
-
+"""ppassign.registry: a class under a YAML name, a name ppdet already has, override and restore."""
 import pytest
 from ppdet.core.workspace import create, global_config
 from ppdet.modeling.assigners.atss_assigner import ATSSAssigner as PpdetATSS
 
-import ppassign
 from ppassign import registry
+from ppassign.assigners import TopKAssigner
 
 
-def test_assigners_are_registered_under_ppassign_names():
-    atss = create("PPAssignATSSAssigner")
-    tal = create("PPAssignTaskAlignedAssigner")
-    assert isinstance(atss, ppassign.ATSSAssigner)
-    assert isinstance(tal, ppassign.TaskAlignedAssigner)
-
-
-def test_import_twice_is_safe():
-    importlib.reload(registry)
-    registry.register_all()
-    assert isinstance(create("PPAssignATSSAssigner"), ppassign.ATSSAssigner)
-
-
-def test_ppdet_names_keep_ppdet_classes_by_default():
-    assert type(create("ATSSAssigner")) is PpdetATSS
-
-
-def test_opt_in_override_then_restore():
+def test_register_builds_the_class_under_its_yaml_name():
+    name = "PPAssignTestOnlyTopK"
     try:
-        registry.use_ppassign_for_ppdet_names()
-        assert isinstance(create("ATSSAssigner"), ppassign.ATSSAssigner)
-        assert isinstance(create("TaskAlignedAssigner"), ppassign.TaskAlignedAssigner)
+        registry.register(name, TopKAssigner)
+        built = create(name)
+        assert isinstance(built, TopKAssigner) and type(built).__name__ == name
     finally:
-        registry.restore_ppdet_names()
-    assert type(create("ATSSAssigner")) is PpdetATSS
+        global_config.pop(name, None)
 
 
-def test_override_rejects_unknown_names():
-    with pytest.raises(ValueError, match="names must be among"):
-        registry.use_ppassign_for_ppdet_names(["FCOSHead"])
+def test_register_twice_is_a_no_op():
+    schema = global_config["PPAssignTopKAssigner"]
+    registry.register("PPAssignTopKAssigner", TopKAssigner)
+    assert global_config["PPAssignTopKAssigner"] is schema
 
 
-def test_yaml_arguments_reach_our_assigner():
-    schema = global_config["PPAssignATSSAssigner"]
-    saved = dict(schema)
-    schema["topk"] = 5
+def test_register_refuses_a_name_ppdet_has():
+    with pytest.raises(ValueError, match="ppdet already has a module named 'ATSSAssigner'"):
+        registry.register("ATSSAssigner", TopKAssigner)
+
+
+def test_override_then_restore_gives_the_name_back():
     try:
-        assert create("PPAssignATSSAssigner").topk == 5
+        registry.override("ATSSAssigner", TopKAssigner)
+        assert registry.overridden() == ["ATSSAssigner"]
+        assert isinstance(create("ATSSAssigner"), TopKAssigner)
     finally:
-        schema.clear()
-        schema.update(saved)
-    assert create("PPAssignATSSAssigner").topk == 9
+        registry.restore()
+    assert registry.overridden() == []
+    assert type(create("ATSSAssigner")) is PpdetATSS

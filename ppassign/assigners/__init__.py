@@ -1,4 +1,4 @@
-"""Label assigners: one file per method, each registered in ppdet's workspace by ``ppassign.registry``.
+"""Label assigners: one file per method, registered in ppdet's workspace by ``ppassign.plugin``.
 
 - atss_assigner.ATSSAssigner: ATSS (adaptive IoU threshold over centre-nearest candidates), drop-in for ppdet's.
 - task_aligned_assigner.TaskAlignedAssigner: TOOD's task-aligned assigner, drop-in for ppdet's.
@@ -16,7 +16,6 @@ RetinaNet-style (per image, ppdet ``MaxIoUAssigner``'s call ``matches, labels = 
 """
 from .atss_assigner import ATSSAssigner
 from .task_aligned_assigner import TaskAlignedAssigner
-# after the two above: these register themselves through ppassign.registry, which imports them
 from .max_iou_assigner import MaxIoUAssigner
 from .topk_assigner import TopKAssigner
 from .atss_retina_assigner import ATSSRetinaAssigner

@@ -17,7 +17,6 @@ import functools
 import numpy as np
 import paddle
 
-from .. import compat
 from ..ops import geometry as G
 from ..ops.validation import fetch_gt
 
@@ -194,10 +193,8 @@ def background_outputs(batch, num_anchors, num_classes, gt_labels, gt_bboxes, bg
     return build_targets(assigned, positive, gt_labels, gt_bboxes, bg_index, num_classes) + (assigned, positive)
 
 
-def pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max_boxes, return_mask_positive=None):
-    """Return 4 values (ppdet 2.6 heads) or 3 (ppdet 2.7+), whatever the input (see compat)."""
-    if return_mask_positive is None:
-        return_mask_positive = compat.ASSIGNER_RETURNS_MASK_POSITIVE
+def pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max_boxes, return_mask_positive):
+    """Return 4 values (ppdet 2.6 heads) or 3 (ppdet 2.7+), whatever the input."""
     if not return_mask_positive:
         return labels, bboxes, scores
     return labels, bboxes, scores, mask_positive_dense(assigned_gt, positive, num_max_boxes, bboxes.dtype)

@@ -43,9 +43,11 @@ class ATSSAssigner(nn.Layer):
         eps (float): kept for ppdet signature compatibility.
         sm_use (bool): ppdet's small-object variant; not supported (raises).
         memory_budget_mb (int): above it, temporaries are computed in row chunks (same result).
-        return_mask_positive (bool|None): return ppdet 2.6's 4th output; None follows the installed ppdet.
+        return_mask_positive (bool|None): return ppdet 2.6's 4th output (mask_positive); None: the class
+            default, which ``import ppassign`` sets to what the installed ppdet's heads unpack.
     """
     __shared__ = ["num_classes"]
+    return_mask_positive = False  # PaddleDetection 2.7+; set by ppassign.plugin for the installed ppdet
 
     def __init__(self, topk=9, num_classes=80, force_gt_matching=False, eps=1e-9, sm_use=False,
                  memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB, return_mask_positive=None):
@@ -59,7 +61,8 @@ class ATSSAssigner(nn.Layer):
         self.force_gt_matching = force_gt_matching
         self.eps = eps
         self.memory_budget_mb = memory_budget_mb
-        self.return_mask_positive = return_mask_positive
+        if return_mask_positive is not None:
+            self.return_mask_positive = bool(return_mask_positive)
 
     @paddle.no_grad()
     def forward(self, anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask, bg_index,

@@ -24,7 +24,6 @@ with ``PPAssignRetinaHead``.
 import numpy as np
 import paddle
 
-from .. import registry
 from .atss_assigner import ATSSAssigner
 from .retina_base import RetinaAssigner, check_count, hard_assignment
 
@@ -92,6 +91,3 @@ class ATSSRetinaAssigner(RetinaAssigner):
         positive = mask_positive.sum(axis=0) > 0
         matches = paddle.where(positive, mask_positive.argmax(axis=0), paddle.zeros([anchors.shape[0]], "int64"))
         return hard_assignment(matches.astype("int64"), positive.astype("int32"))
-
-
-registry.add(ATSSRetinaAssigner, "PPAssignATSSRetinaAssigner")

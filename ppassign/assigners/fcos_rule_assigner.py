@@ -15,7 +15,6 @@ the same detector, only the assignment differs.
 import numpy as np
 import paddle
 
-from .. import registry
 from ..ops.geometry import box_centers
 from .retina_base import RetinaAssigner, check_fraction, hard_assignment
 
@@ -109,6 +108,3 @@ class FCOSRuleAssigner(RetinaAssigner):
                                      self.center_sampling_radius)
         matches, positive = smallest_object(candidates, gt_bbox)
         return hard_assignment(matches, positive.astype("int32"))
-
-
-registry.add(FCOSRuleAssigner, "PPAssignFCOSRuleAssigner")

@@ -25,7 +25,6 @@ our recollection of its ablation); they are constructor arguments.
 """
 import paddle
 
-from .. import registry
 from ..ops.geometry import aligned_iou
 from .max_iou_assigner import max_iou_labels
 from .retina_base import (RetinaAssigner, RetinaAssignment, check_count, check_fraction, pairwise_iou,
@@ -84,6 +83,3 @@ class HAMBoxAssigner(RetinaAssigner):
         cls_weights = added_f * quality + (1 - added_f)
         return RetinaAssignment(matches, positive.astype("int32"), positive.astype("float32"), cls_weights,
                                 positive.astype("float32"))
-
-
-registry.add(HAMBoxAssigner, "PPAssignHAMBoxAssigner")

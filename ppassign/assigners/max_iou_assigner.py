@@ -12,7 +12,6 @@ Same constructor, call and outputs as ``ppdet.modeling.assigners.MaxIoUAssigner`
 """
 import paddle
 
-from .. import registry
 from .retina_base import RetinaAssigner, check_fraction, hard_assignment, pairwise_iou
 
 
@@ -58,6 +57,3 @@ class MaxIoUAssigner(RetinaAssigner):
         matches, labels = max_iou_labels(pairwise_iou(gt_bbox, anchors), self.positive_overlap,
                                          self.negative_overlap, self.allow_low_quality)
         return hard_assignment(matches, labels)
-
-
-registry.add(MaxIoUAssigner, "PPAssignMaxIoUAssigner")

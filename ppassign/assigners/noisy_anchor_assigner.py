@@ -39,7 +39,6 @@ Edge cases the code leaves undefined (it would divide by zero), chosen here: all
 """
 import paddle
 
-from .. import registry
 from ..ops.geometry import aligned_iou
 from .retina_base import RetinaAssigner, RetinaAssignment, check_count, check_fraction, matched_rows, pairwise_iou
 from .retina_base import rows_to_mask, top_indices
@@ -136,6 +135,3 @@ class NoisyAnchorAssigner(RetinaAssigner):
         target = soft_targets(loc, cls, pos, self.alpha, self.normalize, self.combine)
         weight = reweighting(loc, cls, pos, self.alpha, self.gamma, self.normalize)
         return RetinaAssignment(matches, positive.astype("int32"), target, weight + (1 - pos), weight)
-
-
-registry.add(NoisyAnchorAssigner, "PPAssignNoisyAnchorAssigner")

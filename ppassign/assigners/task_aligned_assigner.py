@@ -41,10 +41,12 @@ class TaskAlignedAssigner(nn.Layer):
         eps (float): added to the per-GT max metric before normalising.
         is_close_gt (bool): ppdet's distance-based candidate variant; not supported (raises).
         memory_budget_mb (int): above it, temporaries are computed in row chunks (same result).
-        return_mask_positive (bool|None): return ppdet 2.6's 4th output; None follows the installed ppdet.
+        return_mask_positive (bool|None): return ppdet 2.6's 4th output (mask_positive); None: the class
+            default, which ``import ppassign`` sets to what the installed ppdet's heads unpack.
     Note:
         `gt_scores` is accepted for signature compatibility and, as in PaddleDetection, not used.
     """
+    return_mask_positive = False  # PaddleDetection 2.7+; set by ppassign.plugin for the installed ppdet
 
     def __init__(self, topk=13, alpha=1.0, beta=6.0, eps=1e-9, is_close_gt=False,
                  memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB, return_mask_positive=None):
@@ -58,7 +60,8 @@ class TaskAlignedAssigner(nn.Layer):
         self.beta = beta
         self.eps = eps
         self.memory_budget_mb = memory_budget_mb
-        self.return_mask_positive = return_mask_positive
+        if return_mask_positive is not None:
+            self.return_mask_positive = bool(return_mask_positive)
 
     @paddle.no_grad()
     def forward(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels, gt_bboxes,

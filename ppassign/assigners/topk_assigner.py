@@ -12,7 +12,6 @@ Selection" (ATSS), CVPR 2020, without ATSS's adaptive threshold, and of Li et al
 So a 10-pixel object gets as many positives as a 300-pixel one, unlike max-IoU, where small objects often
 keep only their single best anchor.
 """
-from .. import registry
 from .retina_base import (RetinaAssigner, check_count, check_fraction, hard_assignment, pairwise_iou,
                           resolve_to_best, rows_to_mask, top_indices)
 
@@ -46,6 +45,3 @@ class TopKAssigner(RetinaAssigner):
     def _assign(self, anchors, gt_bbox, gt_class, pred_bboxes, pred_scores, num_anchors_list):
         matches, positive = topk_candidates(pairwise_iou(gt_bbox, anchors), self.topk, self.min_iou)
         return hard_assignment(matches, positive.astype("int32"))
-
-
-registry.add(TopKAssigner, "PPAssignTopKAssigner")

@@ -6,8 +6,8 @@ signature of a class), never by a version string: a PaddleDetection source check
 version at all. Supported and tested: paddledet 2.6.0 (PyPI), PaddleDetection v2.7.0 and develop from source,
 on Paddle 3.x. docs/platform.md lists what each one fixes.
 
-- `ppdet_assigners`: arity of ppdet's own assigners (`ASSIGNER_RETURNS_MASK_POSITIVE`, read by ppassign's
-  assigners at call time) and their int64 / empty-batch fixes;
+- `ppdet_assigners`: arity of ppdet's own assigners (`ASSIGNER_RETURNS_MASK_POSITIVE`; `match_ppdet_outputs`
+  gives ppassign's the same) and their int64 / empty-batch fixes;
 - `ppdet_heads`: TOODHead on Paddle 3, PicoHeadV2 without positives, LCPAN rebuilt in one process;
 - `export`: Trainer.export and NMS under PIR, the Paddle Inference config;
 - `ppdet_trainer`: checkpoints in ``<save_dir>/<config name>/`` on every ppdet (applied to each Trainer);
@@ -36,7 +36,7 @@ from .dataloader import DataLoadingError, fix_dataloader_errors  # noqa: E402,F4
 from .export import (INFERENCE_PARAMS_FILE, INFERENCE_PROGRAM_FILES, fix_export,  # noqa: E402,F401
                      inference_config)
 from .ppdet_assigners import (ASSIGNER_RETURNS_MASK_POSITIVE, BEHAVIOURS,  # noqa: E402,F401
-                              fix_ppdet_assigners)
+                              fix_ppdet_assigners, match_ppdet_outputs)
 from .ppdet_heads import (_pico_get_loss_with_min_avg_factor, _tood_reg_grid_sample,  # noqa: E402,F401
                           fix_tood_and_pico_heads)
 from .ppdet_trainer import checkpoint_dir, save_checkpoints_under_config_name  # noqa: E402,F401

@@ -133,3 +133,10 @@ def fix_ppdet_assigners():
         behaviour = BEHAVIOURS[cls.__name__]
         if behaviour.needs_fix:
             cls.forward = _fixed_assigner_forward(cls.forward, label_arg, behaviour)
+
+
+def match_ppdet_outputs(classes):
+    """Make each of ppassign's dense assigner `classes` return as many values as the installed ppdet's heads
+    unpack (its ``return_mask_positive`` class default; an instance's own argument still wins)."""
+    for cls in classes:
+        cls.return_mask_positive = ASSIGNER_RETURNS_MASK_POSITIVE

@@ -19,7 +19,6 @@ import os
 from ppdet.core.workspace import serializable
 from ppdet.data.source.coco import COCODataSet
 
-from .. import registry
 from .synthetic import dataset_paths, make_synthetic_coco
 
 
@@ -98,6 +97,3 @@ class SyntheticCOCODataSet(COCODataSet):
     def parse_dataset(self):
         self.generate()
         super().parse_dataset()
-
-
-registry.add(SyntheticCOCODataSet)

@@ -5,7 +5,7 @@ import os
 
 import yaml
 
-from .. import compat, registry
+from .. import compat, plugin
 from .common import PipelineError, first_line
 
 
@@ -82,7 +82,7 @@ def load_config(path, overrides=(), override_ppdet_assigners=False):
     if os.path.splitext(path)[1] not in (".yml", ".yaml"):
         raise PipelineError(f"config must be a .yml/.yaml file, got {path}")
     if override_ppdet_assigners:
-        registry.use_ppassign_for_ppdet_names()
+        plugin.use_ppassign_for_ppdet_names()
     _reset_workspace()
     try:
         cfg = ppdet_load_config(path)

@@ -6,7 +6,7 @@ head that takes ppassign's RetinaNet assigners.
 - fcos_base: the FCOS-style towers, points and loss helpers both heads share.
 - retina_head.PPAssignRetinaHead: ppdet's RetinaHead with predictions passed to the assigner and soft
   targets / per-anchor weights in the loss (ppdet's ``RetinaNet`` architecture).
-Importing this package registers the heads in ppdet's workspace.
+``import ppassign`` registers them in ppdet's workspace (ppassign.plugin).
 """
 from .autoassign_head import AutoAssignHead
 from .dw_head import DWHead

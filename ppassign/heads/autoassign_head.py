@@ -41,7 +41,6 @@ from paddle import ParamAttr
 from paddle.nn.initializer import Constant
 
 from . import fcos_base as fb
-from .. import registry
 from ..ops.geometry import aligned_iou
 
 # Paper Sec. 4.1: tau = 1/3 in eq. (9); MMDetection writes it as exp(3 * P) (autoassign_head.py).
@@ -405,6 +404,3 @@ class AutoAssignHead(nn.Layer):
                   for c, o in zip(cls_logits, obj_logits)]
         ltrb = [d.flatten(2).transpose([0, 2, 1]) for d in ltrbs]
         return fb.post_process(scores, ltrb, points, scale_factor, self.nms, self.nms_pre)
-
-
-registry.add(AutoAssignHead)

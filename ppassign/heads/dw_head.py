@@ -35,7 +35,6 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.vision.ops import deform_conv2d
 
-from .. import registry
 from . import fcos_base
 from .fcos_base import class_scores_of_gts  # noqa: F401  (part of this module's API: the p_cls of step 2)
 from ..ops.geometry import aligned_iou, points_inside_boxes
@@ -503,6 +502,3 @@ def _check_args(**kwargs):
     for name in ("conv_bias", "pos_weighting", "neg_weighting"):
         if not isinstance(kwargs[name], bool):
             raise ValueError(f"{name} must be True or False, got {kwargs[name]!r}")
-
-
-registry.add(DWHead)

@@ -24,7 +24,6 @@ import paddle.nn.functional as F
 from ppdet.modeling.bbox_utils import bbox2delta, delta2bbox
 from ppdet.modeling.heads.retina_head import RetinaHead
 
-from .. import registry
 from ..assigners.retina_base import hard_assignment
 
 
@@ -149,6 +148,3 @@ def _scale(unweighted, weighted_sum):
     (the noisy-anchor authors' ``loss_scale_cls`` / ``loss_scale_reg``); 1 where the weighted sum is 0."""
     total, weighted = unweighted.sum().detach(), weighted_sum.detach()
     return paddle.where(weighted > 0, total / weighted.clip(min=1e-12), paddle.ones_like(weighted))
-
-
-registry.add(PPAssignRetinaHead)

@@ -19,7 +19,7 @@ from ppdet.modeling.heads.pico_head import PicoHeadV2
 from ppdet.modeling.heads.tood_head import TOODHead
 
 import ppassign
-from ppassign import compat, registry
+from ppassign import compat, plugin
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
 TINY = {
@@ -306,11 +306,11 @@ def test_ppdet_names_build_ppdet_assigners_by_default():
 
 def test_ppdet_names_build_ppassign_assigners_after_opt_in_then_restore():
     try:
-        registry.use_ppassign_for_ppdet_names()
+        plugin.use_ppassign_for_ppdet_names()
         static, dynamic = _assigner_types(PPDET_NAMES_EXAMPLE)
         assert issubclass(static, ppassign.ATSSAssigner) and issubclass(dynamic, ppassign.TaskAlignedAssigner)
     finally:
-        registry.restore_ppdet_names()
+        plugin.restore_ppdet_names()
     static, dynamic = _assigner_types(PPDET_NAMES_EXAMPLE)
     assert static is PpdetATSS and dynamic is PpdetTAL
 

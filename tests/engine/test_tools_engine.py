@@ -144,13 +144,13 @@ def test_override_without_equals_is_reported():
 
 def test_override_ppdet_assigners_switches_yaml_names():
     from ppdet.core.workspace import global_config
-    from ppassign import registry
+    from ppassign import plugin
     try:
         config.load_config(CONFIG, override_ppdet_assigners=True)
         cls = global_config["ATSSAssigner"].pymodule.ATSSAssigner
         assert cls.__module__.startswith("ppassign")
     finally:
-        registry.restore_ppdet_names()
+        plugin.restore_ppdet_names()
 
 
 # ------------------------------------------------------------------------------------- config handling
