@@ -1,7 +1,7 @@
 """Label assignment statistics over a dataset split: positives per object (mean, distribution) by COCO size
 bucket and FPN level, and the share of objects with no positive; Markdown table + PNG histogram.
 
-    python tools/assign_stats.py -c configs/compare/atss_only.yml [configs/compare/dw.yml ...]
+    python tools/assign_stats.py -c benchmarks/configs/atss_only.yml [benchmarks/configs/dw.yml ...]
         [--methods atss,tal,dw] [--split train]
         [--max_images 64] [-o weights=output/.../model_final] [--output_dir output/assign_stats]
 

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from ppassign.analysis import benchmark  # noqa: E402
+from benchmarks import assign_bench as benchmark  # noqa: E402
 
 
 def main():

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from ppassign.analysis import bench_heads  # noqa: E402
+from benchmarks import head_bench as bench_heads  # noqa: E402
 
 
 def main():

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppassign.analysis import compare  # noqa: E402
+from benchmarks import compare  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -2,7 +2,7 @@
 the refinement brings a model's boxes closer to the objects (IoU of coarse and refined boxes at each object's
 top-k scoring candidates, per object size).
 
-    python tools/dw_refine_stats.py -c configs/compare/dw.yml [-o weights=<model without .pdparams>]
+    python tools/dw_refine_stats.py -c benchmarks/configs/dw.yml [-o weights=<model without .pdparams>]
         [--split eval] [--max_images 32] [--iou [--topk 9]]
 """
 import argparse

@@ -1,7 +1,7 @@
 """Draw label assignment maps: per FPN level, the positive (and for AutoAssign/DW negative) weight of every
 location over the image, coloured by assigned object; for AutoAssign also the learned centre priors.
 
-    python tools/vis_assign.py -c configs/compare/atss_only.yml [--methods atss,tal,ppdet_atss]
+    python tools/vis_assign.py -c benchmarks/configs/atss_only.yml [--methods atss,tal,ppdet_atss]
         [--boxes boxes.json | --split eval --image_index 0] [-o weights=output/.../model_final]
         [--output_dir output/vis_assign]
 

@@ -13,13 +13,13 @@ import paddle
 from ..assigners import ATSSRetinaAssigner, FCOSRuleAssigner, MaxIoUAssigner, TopKAssigner
 from .stats import SIZE_BUCKETS, size_bucket
 
-# The anchor settings of configs/compare/retina_*.yml (A = 1) and retina9_*.yml (A = 9).
+# The anchor settings of benchmarks/configs/retina_*.yml (A = 1) and retina9_*.yml (A = 9).
 ANCHORS = {"A=1": {"octave_base_scale": 4, "scales_per_octave": 1, "aspect_ratios": [1.0]},
            "A=9": {"octave_base_scale": 4, "scales_per_octave": 3, "aspect_ratios": [0.5, 1.0, 2.0]}}
 
 
 def default_rules(strides):
-    """The four prediction-free assigners with the comparison's settings (configs/compare/_base_retina.yml)."""
+    """The four prediction-free assigners with the comparison's settings (benchmarks/configs/_base_retina.yml)."""
     sizes = [[-1, 64], [64, 128], [128, np.inf]][:len(strides)]
     sizes[-1][1] = np.inf
     return {"max-IoU": MaxIoUAssigner(0.5, 0.4, True), "top-k": TopKAssigner(9), "ATSS": ATSSRetinaAssigner(9),

@@ -8,7 +8,7 @@ from ppassign.analysis import refine_stats
 from ppassign.engine.common import PipelineError
 from test_tools_vis_stats_compare import AUTOASSIGN, DW, REPO, run_tool, tiny
 
-DW_REFINE = os.path.join(REPO, "configs", "compare", "dw.yml")
+DW_REFINE = os.path.join(REPO, "benchmarks", "configs", "dw.yml")
 
 
 def test_tool_counts_every_p5_point_outside_a_3x3_map(tmp_path):

@@ -11,13 +11,14 @@ import yaml
 import ppassign  # noqa: F401
 from ppassign.engine.common import PipelineError
 from ppassign.engine.config import load_config
-from ppassign.analysis import compare, runner
+from benchmarks import compare
+from ppassign.analysis import runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(REPO, "tools")
-PPYOLOE = os.path.join(REPO, "configs", "compare", "atss_only.yml")
-AUTOASSIGN = os.path.join(REPO, "configs", "compare", "autoassign.yml")
-DW = os.path.join(REPO, "configs", "compare", "dw_norefine.yml")
+PPYOLOE = os.path.join(REPO, "benchmarks", "configs", "atss_only.yml")
+AUTOASSIGN = os.path.join(REPO, "benchmarks", "configs", "autoassign.yml")
+DW = os.path.join(REPO, "benchmarks", "configs", "dw_norefine.yml")
 
 
 def tiny(dataset_dir):
@@ -342,7 +343,7 @@ def test_tables_mark_a_stopped_run():
 
 
 def test_compare_configs_share_backbone_neck_optimizer_and_data():
-    """Every method of configs/compare differs only in its head (and FCOS in its target op)."""
+    """Every method of benchmarks/configs differs only in its head (and FCOS in its target op)."""
     shared = ("CSPResNet", "FPN", "OptimizerBuilder", "depth_mult", "width_mult", "epoch", "EvalReader")
     seen = {}
     for name, (filename, _) in compare.METHODS.items():

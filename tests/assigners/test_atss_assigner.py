@@ -255,7 +255,7 @@ def test_window_candidates_equal_full_level_candidates_as_sets():
 # --- GPU shape: work per call does not grow with the batch ------------------------------------------------------
 
 def _atss_profile(batch):
-    from ppassign.analysis.profiling import profile_call
+    from benchmarks.profiling import profile_call
     from assign_cases import one_object_per_image
     anchors, points, counts = anchor_grid(160)
     labels, boxes, mask = one_object_per_image(batch)

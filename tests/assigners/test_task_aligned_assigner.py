@@ -193,7 +193,7 @@ def test_sparse_path_settles_most_gts_without_the_full_row():
 # --- GPU shape and early-training predictions -------------------------------------------------------------------
 
 def _tal_profile(batch):
-    from ppassign.analysis.profiling import profile_call
+    from benchmarks.profiling import profile_call
     from assign_cases import one_object_per_image
     rng = np.random.default_rng(30)
     _, points, counts = anchor_grid(160)

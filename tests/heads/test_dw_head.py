@@ -405,7 +405,7 @@ def test_normalisers_are_averaged_across_ranks(monkeypatch):
 
 
 def test_operators_and_host_copies_per_step_do_not_grow_with_batch():
-    from ppassign.analysis import bench_heads
+    from benchmarks import head_bench as bench_heads
     counts = {}
     # random 2-8 objects per image in 8 slots, image 1 without any. (The slot count is fixed: Paddle's
     # put_along_axis dispatches one more `expand` when the slots do not outnumber the classes.)

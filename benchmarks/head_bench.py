@@ -7,7 +7,7 @@ configs/dw/dw_synthetic.yml with and without box refinement: 64 channels, 2-conv
 seeded random features of a 256 px input and 2-8 GT per image, padded to the batch's largest count, the second
 image without any GT.
 
-Reported (see ppassign.analysis.profiling): operators dispatched (paddle.profiler), explicit host copies,
+Reported (see benchmarks.profiling): operators dispatched (paddle.profiler), explicit host copies,
 data-dependent-shape operators, and the median CPU seconds of a few steps. On a GPU every operator costs launch
 time whatever its size, and every host copy or shape sync waits for the device: a head whose counts grow with
 B loops over images.
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 # head name -> (config relative to the repository root, -o overrides)
 HEADS = {
     "AutoAssign": ("configs/autoassign/autoassign_synthetic.yml", []),
@@ -93,7 +93,7 @@ def step_profile(head, batch, image_size=IMAGE_SIZE, seed=0, num_slots=None):
     Returns:
         (CallProfile, feats, targets).
     """
-    from ppassign.analysis.profiling import profile_call
+    from benchmarks.profiling import profile_call
     feats, targets = make_batch(head, batch, image_size, seed=seed, num_slots=num_slots)
     train_step(head, feats, targets)  # warm-up: first-call caches
     head.clear_gradients()

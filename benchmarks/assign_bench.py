@@ -2,7 +2,7 @@
 
 A case is (assigner, batch size B, objects per image n, predictions). Besides time and peak memory, each case
 counts what a GPU user pays per call whatever the device: Paddle operators dispatched and device-to-host copies
-(`ppassign.analysis.profiling`). Predictions are "trained" (boxes around the anchor points, as late in
+(`benchmarks.profiling`). Predictions are "trained" (boxes around the anchor points, as late in
 training) or "early" (boxes anywhere, as at the start of training: most alignment metrics are exactly 0).
 
 Every (case, implementation) runs in a fresh subprocess so that its peak memory is its own: RSS growth over
@@ -109,7 +109,7 @@ def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, prediction
     one more call, save the outputs."""
     import paddle
     import ppassign
-    from ppassign.analysis.profiling import profile_call
+    from benchmarks.profiling import profile_call
     from ppdet.modeling.assigners.atss_assigner import ATSSAssigner as PpdetATSS
     from ppdet.modeling.assigners.task_aligned_assigner import TaskAlignedAssigner as PpdetTAL
 
@@ -156,9 +156,11 @@ def _available_bytes():
 
 def _spawn(assigner, impl, case, repeats, out_path, timeout):
     batch, num_gts, predictions = case
-    cmd = [sys.executable, "-m", "ppassign.analysis.benchmark", assigner, impl, str(num_gts), str(repeats), out_path,
+    cmd = [sys.executable, "-m", "benchmarks.assign_bench", assigner, impl, str(num_gts), str(repeats), out_path,
            str(batch), predictions]
-    env = dict(os.environ, GLOG_minloglevel="2")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, GLOG_minloglevel="2",
+               PYTHONPATH=os.pathsep.join([repo] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:

@@ -1,7 +1,7 @@
-"""ppassign.analysis.profiling: operator, host-copy and shape-sync counts of one call."""
+"""benchmarks.profiling: operator, host-copy and shape-sync counts of one call."""
 import paddle
 
-from ppassign.analysis.profiling import count_host_copies, profile_call
+from benchmarks.profiling import count_host_copies, profile_call
 
 
 def test_counts_operators_host_copies_and_shape_syncs():

@@ -1,6 +1,6 @@
 """Train several label-assignment methods under one budget and compare them (the library of tools/compare.py).
 
-Every method is a config in ``configs/compare/`` that shares ``_base_compare.yml`` (data, backbone, neck,
+Every method is a config in ``benchmarks/configs/`` that shares ``_base_compare.yml`` (data, backbone, neck,
 optimizer, readers); only the head differs. For a run, each method gets a small derived config
 (``<output_dir>/<method>/config.yml``: ``_BASE_`` = the method's file, plus the budget) and is trained by the
 project's own ``tools/train.py --eval --seed`` in a subprocess (a fresh ppdet workspace per method). The
@@ -18,8 +18,8 @@ import time
 
 import yaml
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG_DIR = os.path.join(REPO_ROOT, "configs", "compare")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIR = os.path.join(REPO_ROOT, "benchmarks", "configs")
 TRAIN_TOOL = os.path.join(REPO_ROOT, "tools", "train.py")
 
 # Method name -> (config file in CONFIG_DIR, what it is). The order is the table's order.
@@ -39,7 +39,7 @@ for _key, _label in RETINA_ASSIGNERS.items():
     METHODS[f"retina_{_key}"] = (f"retina_{_key}.yml", f"RetinaNet A=1, {_label}")
 for _key, _label in RETINA_ASSIGNERS.items():
     METHODS[f"retina9_{_key}"] = (f"retina9_{_key}.yml", f"RetinaNet A=9, {_label}")
-# Variants of the FCOS-style methods (configs/compare/variants/<name>.yml: the method's file plus one change),
+# Variants of the FCOS-style methods (benchmarks/configs/variants/<name>.yml: the method's file plus one change),
 # for the set-up, alignment and ablation experiments of docs/analysis.md. name -> (group, what it changes).
 VARIANTS = {
     "fcos_sgd": ("setup", "FCOS, SGD 0.005 + momentum (papers' optimizer)"),

@@ -1,7 +1,7 @@
-"""ppassign.analysis.bench_heads (tools/bench_heads.py): the inputs it feeds and the table it prints."""
+"""benchmarks.head_bench (tools/bench_heads.py): the inputs it feeds and the table it prints."""
 import numpy as np
 
-from ppassign.analysis import bench_heads
+from benchmarks import head_bench as bench_heads
 
 
 class _HeadShape:
