@@ -6,9 +6,10 @@ import time
 import paddle
 
 from .. import compat
-from .common import (MetricRecorder, PipelineError, check_eval_dataset, coco_summary, data_errors_as_pipeline_errors,
-                     format_summary, logger, make_trainer, select_device, set_output_eval, weights_file)
+from .common import (PipelineError, check_eval_dataset, data_errors_as_pipeline_errors, format_summary, logger,
+                     make_trainer, select_device, set_output_eval, weights_file)
 from .config import load_config
+from .record import RECORD_FILE, TrainingRecord
 
 
 def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=False, vdl_log_dir=None,
@@ -17,7 +18,9 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
 
     Runs unchanged under ``python -m paddle.distributed.launch --nproc_per_node N``. `seed` (or the config's
     ``seed`` key) seeds Paddle, numpy and random (plus the rank, so that ranks draw different augmentations).
-    Returns {'weights': final weights path, 'metrics': last COCO summary or None, 'seconds': wall time}.
+    Writes ``metrics.json`` (`ppassign.engine.record`) next to the weights as training goes.
+    Returns {'weights': final weights path, 'metrics': last COCO summary or None, 'seconds': wall time,
+    'record': path of metrics.json}.
     """
     from ppdet.engine import init_parallel_env, set_random_seed
     cfg = load_config(config, overrides, override_ppdet_assigners)
@@ -47,16 +50,17 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
         trainer.resume_weights(weights_file(resume)[:-len(".pdparams")])
     elif cfg.get("pretrain_weights"):
         trainer.load_weights(cfg.pretrain_weights)
-    recorder = MetricRecorder(trainer)
-    trainer.register_callbacks([recorder])
+    record_path = os.path.join(compat.checkpoint_dir(cfg), RECORD_FILE)
+    record = TrainingRecord(trainer, record_path, config, seed=seed, resume=bool(resume))
+    trainer.register_callbacks([record])
     tic = time.time()
     with data_errors_as_pipeline_errors("TrainReader" + (" / EvalReader" if eval else "")):
         trainer.train(eval)
     seconds = time.time() - tic
     weights = os.path.join(compat.checkpoint_dir(cfg), "model_final")
-    summary = coco_summary(recorder.history[-1]["results"]) if recorder.history else None
+    summary = record.last_summary
     if paddle.distributed.get_rank() == 0:
         print(f"ppassign: training finished in {seconds:.0f} s; weights: {weights}.pdparams", flush=True)
         if summary:
             print(f"ppassign: final {format_summary(summary)}", flush=True)
-    return {"weights": weights, "metrics": summary, "seconds": seconds}
+    return {"weights": weights, "metrics": summary, "seconds": seconds, "record": record_path}
