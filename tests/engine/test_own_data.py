@@ -26,7 +26,7 @@ CPU_CONFIGS = {
     "tood/tood_tiny_synthetic.yml": ["TOODHead.nms.score_threshold=0.0"],
     "autoassign/autoassign_synthetic.yml": ["AutoAssignHead.nms.score_threshold=0.0"],
     "dw/dw_synthetic.yml": ["DWHead.nms.score_threshold=0.0"],
-    "compare/atss_only.yml": ["MultiClassNMS.score_threshold=0.0"],
+    "../benchmarks/configs/atss_only.yml": ["MultiClassNMS.score_threshold=0.0"],
 }
 
 
