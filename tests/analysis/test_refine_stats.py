@@ -6,7 +6,7 @@ import pytest
 
 from ppassign.analysis import refine_stats
 from ppassign.engine.common import PipelineError
-from test_tools_vis_stats_compare import AUTOASSIGN, DW, REPO, run_tool, tiny
+from tool_runs import AUTOASSIGN, DW, REPO, run_tool, tiny
 
 DW_REFINE = os.path.join(REPO, "benchmarks", "configs", "dw.yml")
 

@@ -1,104 +1,15 @@
-"""tools/vis_assign.py, tools/assign_stats.py and tools/compare.py on a tiny generated dataset."""
+"""tools/compare.py and its library benchmarks/compare: the catalogue, launches, resume, tables and plots."""
 import functools
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import yaml
 
 import ppassign  # noqa: F401
-from ppassign.engine.common import PipelineError
 from ppassign.engine.config import load_config
 from benchmarks import compare
-from ppassign.analysis import runner
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOLS = os.path.join(REPO, "tools")
-PPYOLOE = os.path.join(REPO, "benchmarks", "configs", "atss_only.yml")
-AUTOASSIGN = os.path.join(REPO, "benchmarks", "configs", "autoassign.yml")
-DW = os.path.join(REPO, "benchmarks", "configs", "dw_norefine.yml")
-
-
-def tiny(dataset_dir):
-    return [f"TrainDataset.dataset_dir={dataset_dir}", "TrainDataset.num_images=3", "TrainDataset.image_size=96",
-            f"EvalDataset.dataset_dir={dataset_dir}", "EvalDataset.num_images=2", "EvalDataset.image_size=96"]
-
-
-def run_tool(tool, *args, cwd):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, os.path.join(TOOLS, tool), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_vis_assign_tool_writes_one_png_per_method(tmp_path):
-    out = tmp_path / "vis"
-    proc = run_tool("vis_assign.py", "-c", PPYOLOE, "--methods", "atss,tal,ppdet_atss", "--output_dir", str(out),
-                    "-o", *tiny(tmp_path / "data"), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(os.listdir(out)) == ["eval_0_atss.png", "eval_0_ppdet_atss.png", "eval_0_tal.png"]
-
-
-def test_vis_assign_from_boxes_file_draws_autoassign_maps_and_priors(tmp_path):
-    boxes = tmp_path / "boxes.json"
-    boxes.write_text(json.dumps({"image_size": [80, 100], "boxes": [[10, 10, 50, 60], [60, 20, 64, 24]],
-                                 "labels": [0, 3]}))
-    paths = runner.visualize(AUTOASSIGN, tiny(tmp_path / "data"), boxes_file=str(boxes),
-                             output_dir=str(tmp_path / "vis"))
-    assert [os.path.basename(p) for p in paths] == ["boxes_autoassign.png", "autoassign_center_priors.png"]
-    assert all(os.path.getsize(p) > 0 for p in paths)
-
-
-def test_vis_assign_from_trained_weights(tmp_path):
-    """Weights saved from the config's model load strictly; a method of another head is refused."""
-    import paddle
-    from ppassign.analysis import models
-    model = models.AnalysisModel(DW, tiny(tmp_path / "data"))
-    paddle.save(model.model.state_dict(), str(tmp_path / "w.pdparams"))
-    paths = runner.visualize(DW, tiny(tmp_path / "data") + [f"weights={tmp_path / 'w'}"], split="train",
-                             output_dir=str(tmp_path / "vis"))
-    assert [os.path.basename(p) for p in paths] == ["train_0_dw.png"]
-    with pytest.raises(PipelineError, match="supports dw"):
-        runner.visualize(DW, tiny(tmp_path / "data"), methods=["atss"], output_dir=str(tmp_path / "vis"))
-
-
-def test_boxes_file_errors_name_the_problem(tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"boxes": [[0, 0, 4, 4]], "labels": [0]}))
-    with pytest.raises(PipelineError, match="image_size"):
-        runner.load_boxes_file(str(bad))
-    with pytest.raises(PipelineError, match="not found"):
-        runner.load_boxes_file(str(tmp_path / "missing.json"))
-
-
-def test_assign_stats_tool_writes_table_and_histogram(tmp_path):
-    out = tmp_path / "stats"
-    proc = run_tool("assign_stats.py", "-c", PPYOLOE, "--methods", "atss,tal_proxy", "--output_dir", str(out),
-                    "-o", *tiny(tmp_path / "data"), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    text = (out / "assign_stats.md").read_text()
-    assert "| atss (count) |" in text and "| tal_proxy (count) |" in text
-    summary = json.loads((out / "assign_stats.json").read_text())["summary"]
-    assert summary["atss"]["all"]["objects"] > 0
-    assert (out / "assign_stats.png").stat().st_size > 0
-
-
-def test_assign_stats_puts_several_configs_in_one_table(tmp_path):
-    summary = runner.assignment_stats([PPYOLOE, DW], tiny(tmp_path / "data"), methods=["atss", "dw"],
-                                      max_images=2, output_dir=str(tmp_path / "stats"))
-    assert sorted(summary) == ["atss", "dw"]
-    assert summary["atss"]["all"]["objects"] == summary["dw"]["all"]["objects"] > 0
-    with pytest.raises(PipelineError, match="'autoassign' is not supported"):
-        runner.assignment_stats([PPYOLOE, DW], tiny(tmp_path / "data"), methods=["atss", "autoassign"],
-                                max_images=1, output_dir=str(tmp_path / "stats"))
-
-
-def test_assign_stats_tool_rejects_unknown_method(tmp_path):
-    proc = run_tool("assign_stats.py", "-c", AUTOASSIGN, "--methods", "dw", "--output_dir", str(tmp_path),
-                    "-o", *tiny(tmp_path / "data"), cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "error: method 'dw' needs another head" in proc.stderr and "supports autoassign" in proc.stderr
+from tool_runs import run_tool
 
 
 def test_compare_tool_trains_two_methods_and_writes_table_and_curves(tmp_path):
