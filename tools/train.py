@@ -12,6 +12,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-c", "--config", required=True, help="ppdet YAML config")
     parser.add_argument("-o", "--opt", nargs="*", default=[], help="config overrides key=value (dotted keys)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="train N epochs and scale the config's schedule with it (LR decay, warm-up, "
+                             "static_assigner_epoch); -o epoch=N changes the length only")
     parser.add_argument("--eval", action="store_true", help="evaluate (COCO) at each snapshot and at the end")
     parser.add_argument("-r", "--resume", default=None, help="checkpoint to resume from (path without .pdparams)")
     parser.add_argument("--amp", action="store_true", help="automatic mixed precision (GPU only)")
@@ -30,4 +33,4 @@ if __name__ == "__main__":
     sys.exit(common.main(train.train, config=args.config, overrides=args.opt, eval=args.eval,
                          resume=args.resume, amp=args.amp, use_vdl=args.use_vdl, vdl_log_dir=args.vdl_log_dir,
                          output_dir=args.output_dir, override_ppdet_assigners=args.override_ppdet_assigners,
-                         seed=args.seed))
+                         seed=args.seed, epochs=args.epochs))

@@ -23,6 +23,30 @@ class PipelineError(Exception):
     """A user-facing error: the tools print its message as one line, without a stack trace."""
 
 
+_HELD_WARNINGS = []  # a list per open `checking` block
+
+
+def warn(message):
+    """A one-line warning on stderr: the run goes on, but probably not as meant (held inside `checking`)."""
+    if _HELD_WARNINGS:
+        _HELD_WARNINGS[-1].append(message)
+    else:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def checking():
+    """Hold the warnings of the checks in the block: printed when it ends, dropped when it raises (then the
+    error is the only line the tool prints)."""
+    _HELD_WARNINGS.append([])
+    try:
+        yield
+    finally:
+        held = _HELD_WARNINGS.pop()
+    for message in held:
+        warn(message)
+
+
 def first_line(error):
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
@@ -117,16 +141,30 @@ class _ResultPathFilter(logging.Filter):
 _RESULT_PATH_FILTER = _ResultPathFilter()
 
 
-def set_output_eval(cfg):
-    """Make ppdet's COCO metric write its bbox.json under the save dir instead of the current directory, and
-    say where in its log line."""
+@contextlib.contextmanager
+def output_eval_folder(cfg):
+    """Make ppdet's COCO metric write its bbox.json under the save dir instead of the current directory, and say
+    where in its log line. The folder is made on entry (ppdet's COCOMetric, built with the Trainer inside the
+    block, needs its parent); folders made here are removed again when the block raises, so that a config
+    mistake leaves nothing behind."""
     if not cfg.get("output_eval"):
         cfg["output_eval"] = checkpoint_dir(cfg)
+    made, path = [], os.path.abspath(cfg["output_eval"])
+    while not os.path.isdir(path):
+        made.append(path)
+        path = os.path.dirname(path)
     os.makedirs(cfg["output_eval"], exist_ok=True)
     _RESULT_PATH_FILTER.output_eval = cfg["output_eval"]
     metrics_logger = logging.getLogger("ppdet.metrics.metrics")
     if _RESULT_PATH_FILTER not in metrics_logger.filters:
         metrics_logger.addFilter(_RESULT_PATH_FILTER)
+    try:
+        yield
+    except BaseException:
+        for folder in made:  # deepest first
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise
 
 
 @contextlib.contextmanager

@@ -6,7 +6,9 @@ import os
 import yaml
 
 from .. import compat, plugin
-from .common import PipelineError, first_line
+from ..data import SyntheticCOCODataSet
+from . import checks
+from .common import PipelineError, first_line, warn
 
 
 def parse_overrides(items):
@@ -69,10 +71,13 @@ def _reset_workspace():
             del global_config[key]
 
 
-def load_config(path, overrides=(), override_ppdet_assigners=False):
+def load_config(path, overrides=(), override_ppdet_assigners=False, epochs=None, check_schedule=False):
     """Load a ppdet YAML config (with ``_BASE_``), apply ``-o`` overrides, return ppdet's global config.
 
-    Raises PipelineError for a missing/unreadable/invalid file, an unknown ``!Tag`` or a missing architecture.
+    `epochs` (``--epochs N``) sets ``epoch`` and scales the rest of the schedule with it
+    (`checks.scale_schedule`); `check_schedule` warns when ``-o epoch=N`` leaves a schedule made for the
+    config's own length (`checks.schedule_warnings`). Raises PipelineError for a missing/unreadable/invalid
+    file, an unknown ``!Tag`` or a missing architecture.
     """
     from ppdet.core.workspace import load_config as ppdet_load_config
     if not path:
@@ -94,13 +99,28 @@ def load_config(path, overrides=(), override_ppdet_assigners=False):
         raise PipelineError(f"config {path} cannot be read: {first_line(e)}") from None
     except Exception as e:  # ppdet asserts/raises on bad _BASE_ entries, non-dict documents, ...
         raise PipelineError(f"config {path} is invalid: {type(e).__name__}: {first_line(e)}") from None
-    for keys, value in parse_overrides(overrides):
+    parsed = parse_overrides(overrides)
+    written = checks.schedule_values(cfg, model_modules(cfg)) if check_schedule or epochs else None
+    for keys, value in parsed:
         _set_path(cfg, keys, value)
     _build_named_datasets(cfg, path)
     arch = cfg.get("architecture")
     if not arch:
         raise PipelineError(f"config {path} has no 'architecture' key (the model to build)")
     _check_module_names(cfg, path)
+    overridden = {".".join(keys) for keys, _ in parsed}
+    if epochs is not None:
+        if "epoch" in overridden:
+            raise PipelineError("epoch: give the length once, --epochs N (scales the schedule with it) or "
+                                "-o epoch=N (keeps the schedule as written)")
+        changes = checks.scale_schedule(cfg, epochs, model_modules(cfg))
+        if changes:
+            print(f"ppassign: --epochs {epochs} scales the config's {changes[0][1]}-epoch schedule: "
+                  + ", ".join(f"{key} {old} -> {new}" for key, old, new in changes), flush=True)
+    elif check_schedule:
+        for message in checks.schedule_warnings(written, checks.schedule_values(cfg, model_modules(cfg)),
+                                                overridden):
+            warn(message)
     compat.apply()
     return cfg
 
@@ -128,46 +148,69 @@ def _build_named_datasets(cfg, path):
             raise PipelineError(f"config {path}: {key} ({name}): {first_line(e)}") from None
 
 
-def _check_module_names(cfg, path):
-    """Raise PipelineError naming the first module the config asks for that ppdet does not know."""
+def _known(name):
     from ppdet.core.config.schema import SchemaDict
     from ppdet.core.workspace import global_config
+    return isinstance(global_config.get(name), SchemaDict)
 
-    def known(name):
-        return isinstance(global_config.get(name), SchemaDict)
 
-    arch = cfg["architecture"]
-    if not known(arch):
-        raise PipelineError(f"config {path}: unknown module name {arch!r} (architecture)")
-    seen = set()
+def _module_children(name):
+    """[(key, module name)] of the sub-modules a registered module's config names: injected keys and keys whose
+    default names a registered module (any name there is meant as a module), and any other key whose value
+    names a registered module (e.g. ``TOOD: {head: TOODHead}``, built by the architecture's from_config)."""
+    from ppdet.core.workspace import global_config
+    schema = global_config[name]
+    keys = set(getattr(schema, "inject", None) or ())
+    for key, value in schema.schema.items():
+        default = value.default if value.has_default() else None
+        if isinstance(default, str) and _known(default):
+            keys.add(key)
+    children = []
+    for key in sorted(set(schema.schema) | set(dict(schema)) | keys):
+        try:
+            value = schema[key]
+        except KeyError:
+            continue
+        child = value.get("name") if isinstance(value, dict) else value
+        if isinstance(child, str) and (key in keys or _known(child)):
+            children.append((key, child))
+    return children
 
-    def module_keys(schema):
-        """Keys that name sub-modules: injected ones, and those whose default names a registered module."""
-        keys = set(getattr(schema, "inject", None) or ())
-        for key, value in schema.schema.items():
-            default = value.default if value.has_default() else None
-            if isinstance(default, str) and known(default):
-                keys.add(key)
-        return keys
+
+def _walk_modules(cfg, on_unknown):
+    """Registered module names the model is built from (the architecture and what it names, recursively);
+    `on_unknown(name, where)` is called for a name that is not registered (and its subtree skipped)."""
+    seen = []
 
     def visit(name):
         if name in seen:
             return
-        seen.add(name)
-        schema = global_config[name]
-        for key in module_keys(schema):
-            try:
-                value = schema[key]
-            except KeyError:
-                continue
-            child = value.get("name") if isinstance(value, dict) else value
-            if child is None or not isinstance(child, str):
-                continue
-            if not known(child):
-                raise PipelineError(f"config {path}: unknown module name {child!r} ({name}.{key})")
-            visit(child)
+        seen.append(name)
+        for key, child in _module_children(name):
+            if not _known(child):
+                on_unknown(child, f"{name}.{key}")
+            else:
+                visit(child)
 
+    arch = cfg.get("architecture")
+    if not isinstance(arch, str) or not _known(arch):
+        on_unknown(arch, "architecture")
+        return seen
     visit(arch)
+    return seen
+
+
+def model_modules(cfg):
+    """Names of the registered modules the config's model is built from (unknown names left out)."""
+    return _walk_modules(cfg, lambda name, where: None)
+
+
+def _check_module_names(cfg, path):
+    """Raise PipelineError naming the first module the config asks for that ppdet does not know."""
+    def unknown(name, where):
+        raise PipelineError(f"config {path}: unknown module name {name!r} ({where})")
+
+    _walk_modules(cfg, unknown)
 
 
 def build_model(cfg):
@@ -181,17 +224,25 @@ def build_model(cfg):
 
 
 def sync_test_categories(cfg):
-    """Make TestDataset (label names for export/infer) read the evaluation annotations when it has none.
+    """Give TestDataset (where export and infer read the class names) an annotation file: its own, else
+    EvalDataset's.
 
-    A config without TestDataset gets an ImageFolder; one whose annotation file does not exist points at
-    EvalDataset's (the synthetic dataset writes it on demand).
+    A config without TestDataset gets an ImageFolder. A TestDataset.anno_path naming a file that does not exist
+    is a PipelineError, except with the synthetic EvalDataset (the synthetic base config's TestDataset names the
+    default synthetic split, which configs that put the synthetic data elsewhere inherit; every split has the
+    same classes), whose annotation file is then used.
     """
     from ppdet.data.source.dataset import ImageFolder
     test, evalset = cfg.get("TestDataset"), cfg.get("EvalDataset")
     if test is None:
         test = cfg["TestDataset"] = ImageFolder()
     current = test.get_anno() if hasattr(test, "get_anno") else None
-    if (current and os.path.isfile(current)) or evalset is None or not hasattr(evalset, "get_anno"):
+    if current and os.path.isfile(current):
+        return
+    if current and not isinstance(evalset, SyntheticCOCODataSet):
+        raise PipelineError(f"TestDataset.anno_path: file not found: {current} (export and infer read the class "
+                            f"names from it: point it at the training annotation file)")
+    if evalset is None or not hasattr(evalset, "get_anno"):
         return
     anno = evalset.get_anno()
     if anno and os.path.isfile(anno):
@@ -205,12 +256,14 @@ CATEGORY_IDS_KEY = "category_ids"
 def categories(cfg):
     """(category ids, names) of the model's classes in class-index order, from TestDataset's annotations.
 
-    ppdet maps a COCO file's category ids, sorted, to class indices 0..C-1 (``get_categories``); without an
-    annotation file it uses COCO's 80 classes.
+    ppdet maps a COCO file's categories, in file order, to class indices 0..C-1; without an annotation file it
+    uses its default categories for the metric (COCO's 80).
     """
+    found = checks.dataset_categories(cfg, "TestDataset")
+    if found:
+        _, cats = found
+        return [int(i) for i, _ in cats], [name for _, name in cats]
     from ppdet.data.source.category import get_categories
-    test = cfg.get("TestDataset")
-    anno = test.get_anno() if test is not None and hasattr(test, "get_anno") else None
-    clsid2catid, catid2name = get_categories(cfg.metric, anno)
+    clsid2catid, catid2name = get_categories(cfg.metric, None)
     ids = [int(clsid2catid[i]) for i in sorted(clsid2catid)]
     return ids, [str(catid2name[i]) for i in ids]

@@ -1,6 +1,8 @@
 """COCO box metrics of trained weights on a config's EvalDataset."""
-from .common import (MetricRecorder, PipelineError, check_eval_dataset, coco_summary, data_errors_as_pipeline_errors,
-                     format_summary, load_weights_strict, make_trainer, select_device, set_output_eval, weights_file)
+from . import checks
+from .common import (MetricRecorder, PipelineError, check_eval_dataset, checking, coco_summary,
+                     data_errors_as_pipeline_errors, format_summary, load_weights_strict, make_trainer,
+                     output_eval_folder, select_device, weights_file)
 from .config import load_config
 
 
@@ -9,18 +11,21 @@ def evaluate(config, overrides=(), weights=None):
 
     Returns {'mAP', 'AP50', 'AP75', 'stats': all 12 COCOeval numbers}.
     """
-    cfg = load_config(config, overrides)
+    with checking():
+        cfg = load_config(config, overrides)
+        check_eval_dataset(cfg)
+        checks.check_dataset_files(cfg, "EvalDataset")
+        checks.check_num_classes(cfg, ["EvalDataset"])
     select_device(cfg)
-    check_eval_dataset(cfg)
     weights = weights or cfg.get("weights")
     if not weights:
         raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
     weights_file(weights)
     if str(cfg.get("metric", "")).upper() != "COCO":
         raise PipelineError(f"eval reports COCO box metrics; the config's metric is {cfg.get('metric')!r}")
-    set_output_eval(cfg)
-    trainer = make_trainer(cfg, "eval")
-    load_weights_strict(trainer.model, weights)
+    with output_eval_folder(cfg):
+        trainer = make_trainer(cfg, "eval")
+        load_weights_strict(trainer.model, weights)
     recorder = MetricRecorder(trainer)
     trainer.register_callbacks([recorder])
     with data_errors_as_pipeline_errors("EvalReader"):

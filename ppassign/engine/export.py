@@ -4,7 +4,8 @@ import os
 import paddle
 
 from .. import compat
-from .common import PipelineError, load_weights_strict, make_trainer, weights_file
+from . import checks
+from .common import PipelineError, checking, load_weights_strict, make_trainer, weights_file
 from .config import CATEGORY_IDS_KEY, categories, load_config, sync_test_categories
 
 
@@ -16,17 +17,20 @@ def export(config, overrides=(), weights=None, output_dir="output_inference"):
     ``category_ids`` (the dataset's category id of each class index, which ppdet's deploy code ignores).
     """
     from ppdet.engine.export_utils import TRT_MIN_SUBGRAPH
-    cfg = load_config(config, overrides)
+    with checking():
+        cfg = load_config(config, overrides)
+        arch = cfg.architecture
+        if not any(name in arch for name in TRT_MIN_SUBGRAPH) and arch not in ("PPYOLOE", "YOLOX", "YOLOF"):
+            raise PipelineError(f"architecture {arch!r} cannot be exported by ppdet 2.6 (no deploy settings "
+                                f"for it)")
+        weights = weights or cfg.get("weights")
+        if not weights:
+            raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
+        weights_file(weights)
+        sync_test_categories(cfg)
+        checks.check_num_classes(cfg, ["TestDataset"])
     cfg["use_gpu"] = False
     paddle.set_device("cpu")
-    arch = cfg.architecture
-    if not any(name in arch for name in TRT_MIN_SUBGRAPH) and arch not in ("PPYOLOE", "YOLOX", "YOLOF"):
-        raise PipelineError(f"architecture {arch!r} cannot be exported by ppdet 2.6 (no deploy settings for it)")
-    weights = weights or cfg.get("weights")
-    if not weights:
-        raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
-    weights_file(weights)
-    sync_test_categories(cfg)
     trainer = make_trainer(cfg, "test")
     load_weights_strict(trainer.model, weights)
     trainer.export(output_dir)

@@ -9,7 +9,8 @@ import yaml
 import paddle
 
 from .. import compat
-from .common import PipelineError, load_weights_strict, select_device, weights_file
+from . import checks
+from .common import PipelineError, checking, load_weights_strict, select_device, weights_file
 from .config import CATEGORY_IDS_KEY, build_model, categories, load_config, sync_test_categories
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -147,13 +148,15 @@ class DygraphPredictor:
     """The config's model with trained weights, predicting one image at a time: [N, 6] numpy rows."""
 
     def __init__(self, config, overrides=(), weights=None):
-        cfg = load_config(config, overrides)
+        with checking():
+            cfg = load_config(config, overrides)
+            weights = weights or cfg.get("weights")
+            if not weights:
+                raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
+            weights_file(weights)
+            sync_test_categories(cfg)
+            checks.check_num_classes(cfg, ["TestDataset"])
         select_device(cfg)
-        weights = weights or cfg.get("weights")
-        if not weights:
-            raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
-        weights_file(weights)
-        sync_test_categories(cfg)
         self.model = build_model(cfg)
         self.model.load_meanstd(cfg["TestReader"]["sample_transforms"])
         load_weights_strict(self.model, weights)

@@ -1,4 +1,5 @@
 """Train any ppdet config (ppdet's Trainer), optionally evaluating at each snapshot."""
+import contextlib
 import importlib.util
 import os
 import time
@@ -6,24 +7,37 @@ import time
 import paddle
 
 from .. import compat
-from .common import (PipelineError, check_eval_dataset, data_errors_as_pipeline_errors, format_summary, logger,
-                     make_trainer, select_device, set_output_eval, weights_file)
+from . import checks
+from .common import (PipelineError, check_eval_dataset, checking, data_errors_as_pipeline_errors, format_summary,
+                     logger, make_trainer, output_eval_folder, select_device, weights_file)
 from .config import load_config
 from .record import RECORD_FILE, TrainingRecord
 
 
 def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=False, vdl_log_dir=None,
-          output_dir=None, override_ppdet_assigners=False, seed=None):
+          output_dir=None, override_ppdet_assigners=False, seed=None, epochs=None):
     """Train the config's model (ppdet Trainer); with `eval`, evaluate at each snapshot and at the end.
 
     Runs unchanged under ``python -m paddle.distributed.launch --nproc_per_node N``. `seed` (or the config's
     ``seed`` key) seeds Paddle, numpy and random (plus the rank, so that ranks draw different augmentations).
+    `epochs` sets ``epoch`` and scales the schedule with it (`checks.scale_schedule`); ``-o epoch=N`` keeps the
+    schedule and is warned about when that leaves it made for another length. The datasets the run reads and
+    ``num_classes`` are checked before anything is built (`checks`).
     Writes ``metrics.json`` (`ppassign.engine.record`) next to the weights as training goes.
     Returns {'weights': final weights path, 'metrics': last COCO summary or None, 'seconds': wall time,
     'record': path of metrics.json}.
     """
     from ppdet.engine import init_parallel_env, set_random_seed
-    cfg = load_config(config, overrides, override_ppdet_assigners)
+    with checking():
+        cfg = load_config(config, overrides, override_ppdet_assigners, epochs=epochs, check_schedule=True)
+        if eval:
+            check_eval_dataset(cfg)
+        datasets = ["TrainDataset"] + (["EvalDataset"] if eval else [])
+        for key in datasets:
+            checks.check_dataset_files(cfg, key)
+        checks.check_num_classes(cfg, datasets)
+        if resume:
+            weights_file(resume)
     select_device(cfg)
     if amp and not cfg["use_gpu"]:
         logger.warning("ppassign: --amp needs a GPU; training in float32 on the CPU")
@@ -41,10 +55,8 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
     seed = seed if seed is not None else cfg.get("seed")  # --seed wins over a config's `seed` key
     if seed is not None:
         set_random_seed(int(seed) + paddle.distributed.get_rank())
-    if eval:
-        check_eval_dataset(cfg)
-        set_output_eval(cfg)
-    trainer = make_trainer(cfg, "train")
+    with output_eval_folder(cfg) if eval else contextlib.nullcontext():
+        trainer = make_trainer(cfg, "train")
     compat.save_checkpoints_under_config_name(trainer)
     if resume:
         trainer.resume_weights(weights_file(resume)[:-len(".pdparams")])
