@@ -17,7 +17,9 @@ def parse_args(argv=None):
     parser.add_argument("--model_dir", default=None, help="exported model folder (Paddle Inference)")
     parser.add_argument("--infer_img", default=None, help="one image")
     parser.add_argument("--infer_dir", default=None, help="a folder of images")
-    parser.add_argument("--output_dir", default="output", help="where drawn images and detections.json go")
+    parser.add_argument("--output_dir", default=None,
+                        help="where drawn images and detections.json go (default: output/infer/<config name>/, "
+                             "or output/infer/<model_dir name>/)")
     parser.add_argument("--draw_threshold", type=float, default=predict.DRAW_THRESHOLD,
                         help="lowest score drawn and written")
     return parser.parse_args(argv)

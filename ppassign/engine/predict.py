@@ -14,6 +14,8 @@ from .common import PipelineError, checking, load_weights_strict, select_device,
 from .config import CATEGORY_IDS_KEY, build_model, categories, load_config, sync_test_categories
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+# Where `infer` writes without an output_dir: <INFER_ROOT>/<config name or exported model folder name>/.
+INFER_ROOT = os.path.join("output", "infer")
 # Detections with a score below this are neither drawn nor written by `infer` (PaddleDetection's default).
 DRAW_THRESHOLD = 0.5
 
@@ -36,20 +38,25 @@ def list_images(infer_img=None, infer_dir=None):
 
 
 def infer(config=None, overrides=(), weights=None, model_dir=None, infer_img=None, infer_dir=None,
-          output_dir="output", draw_threshold=DRAW_THRESHOLD, cpu_threads=None):
+          output_dir=None, draw_threshold=DRAW_THRESHOLD, cpu_threads=None):
     """Detect objects in images with trained weights (`config`) or an exported model (`model_dir`).
 
     Writes ``<output_dir>/<image name>`` with the boxes drawn and ``<output_dir>/detections.json`` (a list of
-    {image, category_id, category, score, bbox [x1, y1, x2, y2]} in original-image pixels) and returns that list.
-    ``category_id`` is the dataset's COCO category id (as in ppdet's bbox.json), not the model's class index.
+    {image, category_id, category, score, bbox [x1, y1, x2, y2]} in original-image pixels, clipped to the image)
+    and returns that list; `output_dir` defaults to ``output/infer/<config name>`` (``<model_dir name>`` for an
+    exported model). ``category_id`` is the dataset's COCO category id (as in ppdet's bbox.json), not the model's
+    class index.
     """
     images = list_images(infer_img, infer_dir)
     if model_dir:
         predictor = ExportedPredictor(model_dir, cpu_threads=cpu_threads)
+        name = os.path.basename(os.path.normpath(model_dir))
     elif config:
         predictor = DygraphPredictor(config, overrides, weights)
+        name = os.path.splitext(os.path.basename(config))[0]
     else:
         raise PipelineError("pass -c <config> (with -o weights=...) or --model_dir <exported model>")
+    output_dir = output_dir or os.path.join(INFER_ROOT, name)
     os.makedirs(output_dir, exist_ok=True)
     detections = []
     for path in images:
@@ -63,6 +70,15 @@ def infer(config=None, overrides=(), weights=None, model_dir=None, infer_img=Non
         json.dump(detections, f, indent=1)
     print(f"ppassign: {len(detections)} detections in {len(images)} images -> {output_dir}", flush=True)
     return detections
+
+
+def clip_to_image(boxes, height, width):
+    """[N, 6] rows (class, score, x1, y1, x2, y2) with the boxes clipped to a `height` x `width` image; rows whose
+    box lies wholly outside it (nothing left after clipping) are dropped."""
+    boxes = boxes.copy()
+    boxes[:, [2, 4]] = boxes[:, [2, 4]].clip(0, width)
+    boxes[:, [3, 5]] = boxes[:, [3, 5]].clip(0, height)
+    return boxes[(boxes[:, 4] > boxes[:, 2]) & (boxes[:, 5] > boxes[:, 3])]
 
 
 def read_image(path):
@@ -145,7 +161,8 @@ def test_transforms(reader_cfg):
 
 
 class DygraphPredictor:
-    """The config's model with trained weights, predicting one image at a time: [N, 6] numpy rows."""
+    """The config's model with trained weights, predicting one image at a time: [N, 6] numpy rows (boxes in
+    the image's pixels, clipped to it)."""
 
     def __init__(self, config, overrides=(), weights=None):
         with checking():
@@ -168,11 +185,13 @@ class DygraphPredictor:
         inputs = {k: paddle.to_tensor(v) for k, v in preprocess(image_rgb, self.transforms).items()}
         with paddle.no_grad():
             out = self.model(inputs)
-        return _valid_rows(out["bbox"].numpy(), int(out["bbox_num"].numpy().sum()))
+        rows = _valid_rows(out["bbox"].numpy(), int(out["bbox_num"].numpy().sum()))
+        return clip_to_image(rows, *image_rgb.shape[:2])
 
 
 class ExportedPredictor:
-    """A Paddle Inference predictor over an exported model folder: [N, 6] numpy rows per image."""
+    """A Paddle Inference predictor over an exported model folder: [N, 6] numpy rows per image (boxes in the
+    image's pixels, clipped to it)."""
 
     def __init__(self, model_dir, cpu_threads=None):
         cfg_path = os.path.join(model_dir, "infer_cfg.yml")
@@ -202,7 +221,7 @@ class ExportedPredictor:
         boxes = self.predictor.get_output_handle(names[0]).copy_to_cpu()
         count = int(self.predictor.get_output_handle(names[1]).copy_to_cpu().sum()) if len(names) > 1 \
             else len(boxes)
-        return _valid_rows(boxes, count)
+        return clip_to_image(_valid_rows(boxes, count), *image_rgb.shape[:2])
 
 
 def _valid_rows(boxes, count):

@@ -92,6 +92,33 @@ def test_infer_from_weights_and_from_exported_model_write_images_and_json(traine
         assert len(detections[0]["bbox"]) == 4
 
 
+def test_infer_writes_to_output_infer_by_name_by_default_with_boxes_inside_the_image(trained, monkeypatch):
+    work, overrides, weights, _ = trained
+    model_dir = os.path.join(work, "inference", "quickstart_tal")
+    if not os.path.isdir(model_dir):
+        export.export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
+    image_dir = os.path.join(work, "dataset", "images", "val")
+    monkeypatch.chdir(work / "inference")
+    from_weights = predict.infer(CONFIG, overrides + [f"weights={weights}"], infer_dir=image_dir, draw_threshold=0.0)
+    from_model = predict.infer(model_dir=model_dir, infer_dir=image_dir, draw_threshold=0.0)
+    assert sorted(os.listdir(work / "inference" / "output" / "infer")) == ["quickstart_tal"]  # both: same name
+    assert "detections.json" in os.listdir(work / "inference" / "output" / "infer" / "quickstart_tal")
+    size = predict.read_image(os.path.join(image_dir, "000000.png")).shape[:2]
+    for detections in (from_weights, from_model):
+        boxes = np.array([d["bbox"] for d in detections])
+        assert len(boxes) and (boxes >= 0).all() and (boxes[:, [0, 2]] <= size[1]).all()
+        assert (boxes[:, [1, 3]] <= size[0]).all()
+
+
+def test_boxes_are_clipped_to_the_image_and_boxes_outside_it_dropped():
+    rows = np.array([[0, 0.9, -118.9, 74.3, 134.8, 243.7],   # a short-trained model's box on a 244x164 image
+                     [1, 0.8, 250.0, 10.0, 300.0, 20.0],     # wholly right of the image
+                     [2, 0.7, 10.0, 10.0, 20.0, 20.0]], np.float32)
+    clipped = predict.clip_to_image(rows, height=164, width=244)
+    np.testing.assert_allclose(clipped, [[0, 0.9, 0.0, 74.3, 134.8, 164.0], [2, 0.7, 10.0, 10.0, 20.0, 20.0]],
+                               rtol=1e-6)
+
+
 # --------------------------------------------------------------------------------------- clear errors
 
 def test_tool_error_is_one_line_without_stack_trace(tmp_path):
