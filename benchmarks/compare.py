@@ -70,6 +70,8 @@ GROUPS = {"all": [m for m in METHODS if not m.startswith("retina") and m not in 
           "retinanet9": [f"retina9_{k}" for k in RETINA_ASSIGNERS]}
 for _name, (_group, _label) in VARIANTS.items():
     GROUPS.setdefault(_group, []).append(_name)
+# Methods beside the six of "all": RTMDet's dynamic soft labels in the PP-YOLOE head (as atss_only / tal_only).
+METHODS["dsl_only"] = ("dsl_only.yml", "dynamic soft labels only (PP-YOLOE head)")
 
 # COCOeval.stats order (pycocotools): AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl.
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")

@@ -14,8 +14,8 @@ Nothing else in ppassign patches Paddle or ppdet or writes to ppdet's workspace.
 import os
 
 from . import compat, registry
-from .assigners import (ATSSAssigner, ATSSRetinaAssigner, FCOSRuleAssigner, HAMBoxAssigner, MaxIoUAssigner,
-                        NoisyAnchorAssigner, TaskAlignedAssigner, TopKAssigner)
+from .assigners import (ATSSAssigner, ATSSRetinaAssigner, DynamicSoftLabelAssigner, FCOSRuleAssigner,
+                        HAMBoxAssigner, MaxIoUAssigner, NoisyAnchorAssigner, TaskAlignedAssigner, TopKAssigner)
 from .data import SyntheticCOCODataSet
 from .heads import AutoAssignHead, DWHead, PPAssignRetinaHead
 
@@ -23,6 +23,7 @@ from .heads import AutoAssignHead, DWHead, PPAssignRetinaHead
 MODULES = {
     "PPAssignATSSAssigner": ATSSAssigner,
     "PPAssignTaskAlignedAssigner": TaskAlignedAssigner,
+    "PPAssignDynamicSoftLabelAssigner": DynamicSoftLabelAssigner,
     "PPAssignMaxIoUAssigner": MaxIoUAssigner,
     "PPAssignTopKAssigner": TopKAssigner,
     "PPAssignATSSRetinaAssigner": ATSSRetinaAssigner,
@@ -37,7 +38,7 @@ MODULES = {
 # ppdet YAML name -> the ppassign class that can stand in for it (same call, same outputs), for the opt-in.
 DROP_INS = {"ATSSAssigner": ATSSAssigner, "TaskAlignedAssigner": TaskAlignedAssigner}
 # Assigners with PaddleDetection's dense outputs (labels, bboxes, scores[, mask_positive]).
-DENSE_ASSIGNERS = (ATSSAssigner, TaskAlignedAssigner)
+DENSE_ASSIGNERS = (ATSSAssigner, TaskAlignedAssigner, DynamicSoftLabelAssigner)
 OVERRIDE_ENV = "PPASSIGN_OVERRIDE_PPDET"
 
 

@@ -2,7 +2,10 @@
 
 - atss_assigner.ATSSAssigner: ATSS (adaptive IoU threshold over centre-nearest candidates), drop-in for ppdet's.
 - task_aligned_assigner.TaskAlignedAssigner: TOOD's task-aligned assigner, drop-in for ppdet's.
-- assign_utils: conflict resolution and dense targets shared by both; grid: regular-grid index work.
+- dynamic_soft_label_assigner.DynamicSoftLabelAssigner (``PPAssignDynamicSoftLabelAssigner``): RTMDet's dynamic
+  soft labels, with the task-aligned assigner's call and outputs.
+- assign_utils: conflict resolution and dense targets shared by these; grid: regular-grid index work;
+  dynamic_k: the dynamic-k matching of the dynamic assigners.
 
 RetinaNet-style (per image, ppdet ``MaxIoUAssigner``'s call ``matches, labels = assigner(anchors, gt_bbox)``;
 ``retina_base`` holds what they share):
@@ -16,6 +19,7 @@ RetinaNet-style (per image, ppdet ``MaxIoUAssigner``'s call ``matches, labels = 
 """
 from .atss_assigner import ATSSAssigner
 from .task_aligned_assigner import TaskAlignedAssigner
+from .dynamic_soft_label_assigner import DynamicSoftLabelAssigner
 from .max_iou_assigner import MaxIoUAssigner
 from .topk_assigner import TopKAssigner
 from .atss_retina_assigner import ATSSRetinaAssigner
@@ -23,5 +27,5 @@ from .fcos_rule_assigner import FCOSRuleAssigner
 from .noisy_anchor_assigner import NoisyAnchorAssigner
 from .hambox_assigner import HAMBoxAssigner
 
-__all__ = ["ATSSAssigner", "TaskAlignedAssigner", "MaxIoUAssigner", "TopKAssigner", "ATSSRetinaAssigner",
+__all__ = ["ATSSAssigner", "TaskAlignedAssigner", "DynamicSoftLabelAssigner", "MaxIoUAssigner", "TopKAssigner", "ATSSRetinaAssigner",
            "FCOSRuleAssigner", "NoisyAnchorAssigner", "HAMBoxAssigner"]
