@@ -74,11 +74,6 @@ def gather_rows(x, index):
     return paddle.gather(x, paddle.to_tensor(np.asarray(index, np.int64)))
 
 
-def _first_of_each(sorted_keys):
-    """Positions where a new key starts in a sorted array: np.ndarray[bool] of the same length."""
-    return np.r_[True, sorted_keys[1:] != sorted_keys[:-1]] if len(sorted_keys) else np.zeros(0, bool)
-
-
 def resolve_claims(pair_image, pair_slot, pair_anchor, num_anchors, boxes_of, gt_bboxes, eps, budget_mb):
     """One GT per anchor from positive (object, anchor) pairs of the whole batch.
 

@@ -7,7 +7,7 @@ float32 exactly as the Paddle ops do, so the lists are exact, not approximate.
 """
 import numpy as np
 
-from ..ops.geometry import INSIDE_EPS
+from ..ops.geometry import INSIDE_EPS, points_inside_boxes
 
 
 def level_axes(points, counts):
@@ -36,22 +36,6 @@ def level_axes(points, counts):
     return axes
 
 
-def _strictly_inside(coords, lo, hi, eps=INSIDE_EPS):
-    """Index range [a, b) of sorted coords c with fl(c - lo) > eps and fl(hi - c) > eps.
-
-    Args:
-        coords (np.ndarray[w] float32), lo (np.ndarray[m] float32), hi (np.ndarray[m] float32).
-    Returns:
-        a, b (np.ndarray[m] int64); a >= b means none.
-    """
-    eps = np.float32(eps)
-    left = (coords[None, :] - lo[:, None]) > eps            # a suffix of each row (monotone in c)
-    right = (hi[:, None] - coords[None, :]) > eps           # a prefix of each row
-    a = np.where(left.any(1), left.argmax(1), len(coords))
-    b = right.sum(1)
-    return a.astype(np.int64), b.astype(np.int64)
-
-
 def expand_rectangles(row, start, width, r0, r1, c0, c1):
     """List the anchors of grid rectangles [r0, r1) x [c0, c1), one rectangle per entry.
 
@@ -75,25 +59,34 @@ def expand_rectangles(row, start, width, r0, r1, c0, c1):
     return row[owner], start + i * width + j
 
 
-def inside_pairs(boxes, axes, counts):
-    """All (object, anchor) pairs whose anchor point lies strictly inside the object's box.
+def inside_pairs(boxes, points, axes, counts, eps=INSIDE_EPS):
+    """All (object, anchor) pairs whose anchor point lies inside the object's box (`points_inside_boxes`).
+
+    Per level, the grid columns and rows strictly between a box's sides form a rectangle holding every point
+    inside it (a point more than eps inside is strictly inside); the rectangle's points are then tested with
+    the rule itself, so the pairs are exactly those the rule accepts.
 
     Args:
-        boxes (np.ndarray[m, 4] float32): xyxy.
-        axes: `level_axes(...)` of the anchor points; counts (list[int]): anchors per level.
+        boxes (np.ndarray[m, 4] float32): xyxy; points (np.ndarray[L, 2] float32): the anchor points;
+        axes: `level_axes(points, counts)`; counts (list[int]): anchors per level; eps (float): the rule's margin.
     Returns:
-        owners (np.ndarray[P] int64) in [0, m), anchors (np.ndarray[P] int64) in [0, L).
+        owners (np.ndarray[P] int64) in [0, m), increasing; anchors (np.ndarray[P] int64) in [0, L), increasing
+        within an owner.
     """
     owners, anchors, start = [], [], 0
     rows = np.arange(len(boxes))
     for (xs, ys), count in zip(axes, counts):
-        c0, c1 = _strictly_inside(xs, boxes[:, 0], boxes[:, 2])
-        r0, r1 = _strictly_inside(ys, boxes[:, 1], boxes[:, 3])
+        c0, c1 = np.searchsorted(xs, boxes[:, 0], "right"), np.searchsorted(xs, boxes[:, 2], "left")
+        r0, r1 = np.searchsorted(ys, boxes[:, 1], "right"), np.searchsorted(ys, boxes[:, 3], "left")
         o, a = expand_rectangles(rows, start, len(xs), r0, r1, c0, c1)
         owners.append(o)
         anchors.append(a)
         start += count
-    return np.concatenate(owners), np.concatenate(anchors)
+    owners, anchors = np.concatenate(owners), np.concatenate(anchors)
+    order = np.argsort(owners, kind="stable")                 # levels are in order: anchors increase per owner
+    owners, anchors = owners[order], anchors[order]
+    inside = points_inside_boxes(points[anchors], boxes[owners], eps)
+    return owners[inside], anchors[inside]
 
 
 def _window(coords, centre, size):
@@ -132,36 +125,3 @@ def nearest_windows(centres, xs, ys, k):
             np.where(r1 < len(ys), ys[np.minimum(r1, len(ys) - 1)] - centres[:, 1], inf)]
     bound = np.maximum(np.min(gaps, axis=0), 0)
     return r0, r1, c0, c1, bound
-
-
-def window_pairs(centres, axes, counts, k):
-    """Per level, the (object, anchor) pairs of each object's nearest-anchor window.
-
-    Returns:
-        list over levels of (owners [P], anchors [P], bound [m]) — see `nearest_windows`.
-    """
-    out, start = [], 0
-    rows = np.arange(len(centres))
-    for (xs, ys), count in zip(axes, counts):
-        r0, r1, c0, c1, bound = nearest_windows(centres, xs, ys, min(k, count))
-        owners, anchors = expand_rectangles(rows, start, len(xs), r0, r1, c0, c1)
-        out.append((owners, anchors, bound))
-        start += count
-    return out
-
-
-def rank_within_owner(owners, values, anchors, num_owners, descending):
-    """Order pairs by owner, then value, then anchor index.
-
-    Args:
-        owners, values, anchors (np.ndarray[P]); num_owners (int): m; descending (bool): order of values.
-    Returns:
-        order (np.ndarray[P]): the permutation; rank (np.ndarray[P]): each sorted pair's rank within its owner;
-        first (np.ndarray[m+1]): where each owner's run starts in sorted order (owners are 0..m-1).
-    """
-    key = -values if descending else values
-    order = np.lexsort((anchors, key, owners))
-    sorted_owner = owners[order]
-    first = np.searchsorted(sorted_owner, np.arange(num_owners + 1))
-    rank = np.arange(len(order)) - first[sorted_owner]
-    return order, rank, first

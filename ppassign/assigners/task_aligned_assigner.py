@@ -134,7 +134,7 @@ class TaskAlignedAssigner(nn.Layer):
         if axes is None:                                # points off a regular grid: full rows for every object
             rows = np.arange(host.num_objects)
             return self._full_row_pairs(pred_scores, pred_bboxes, anchor_points, obj_boxes, host, rows)
-        top_anchor, keep, ambiguous = self._sparse_topk(pred_scores, pred_bboxes, obj_boxes, axes, counts, host)
+        top_anchor, keep, ambiguous = self._sparse_topk(pred_scores, pred_bboxes, obj_boxes, points_host, axes, counts, host)
         rows = np.nonzero(ambiguous)[0]
         keep[rows] = False
         obj, col = np.nonzero(keep)
@@ -145,7 +145,7 @@ class TaskAlignedAssigner(nn.Layer):
             pair_obj, pair_anchor = np.concatenate([pair_obj, more_obj]), np.concatenate([pair_anchor, more_anchor])
         return pair_obj, pair_anchor
 
-    def _sparse_topk(self, pred_scores, pred_bboxes, obj_boxes, axes, counts, host):
+    def _sparse_topk(self, pred_scores, pred_bboxes, obj_boxes, points_host, axes, counts, host):
         """Top-k by metric among the anchors inside each object, from (object, inside anchor) pairs only.
 
         The chosen set equals a top-k over the full row (0 outside the object) whenever it does not depend on
@@ -160,9 +160,7 @@ class TaskAlignedAssigner(nn.Layer):
         """
         num_objects, num_anchors, num_classes = host.num_objects, sum(counts), pred_scores.shape[2]
         k = min(self.topk, num_anchors)
-        owners, anchors = grid.inside_pairs(host.obj_boxes, axes, counts)
-        order = np.argsort(owners, kind="stable")                 # by object, anchors increasing within each
-        owners, anchors = owners[order], anchors[order]
+        owners, anchors = grid.inside_pairs(host.obj_boxes, points_host, axes, counts)
         size = np.bincount(owners, minlength=num_objects)
         if len(owners) == 0:
             return np.zeros((num_objects, k), np.int64), np.zeros((num_objects, k), bool), np.zeros(num_objects, bool)

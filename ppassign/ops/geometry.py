@@ -5,6 +5,7 @@ The arithmetic follows PaddleDetection's ``bbox_utils`` operation for operation,
 bit-identical to ppdet's assigners (their parity is tested), while working on any broadcastable shapes
 instead of materialising [B, n, L, 4] tensors.
 """
+import numpy as np
 import paddle
 
 # ppdet.modeling.bbox_utils: iou_similarity uses 1e-10, batch_iou_similarity 1e-9.
@@ -23,17 +24,6 @@ def box_centers(boxes):
         Tensor[..., 2]: (cx, cy).
     """
     return (boxes[..., :2] + boxes[..., 2:]) / 2
-
-
-def box_area(boxes):
-    """Areas of xyxy boxes, negative sides clipped to 0.
-
-    Args:
-        boxes (Tensor[..., 4]).
-    Returns:
-        Tensor[...].
-    """
-    return (boxes[..., 2:] - boxes[..., :2]).clip(0).prod(-1)
 
 
 def aligned_iou(boxes1, boxes2, eps=IOU_EPS_PRED):
@@ -59,14 +49,24 @@ def aligned_iou(boxes1, boxes2, eps=IOU_EPS_PRED):
 
 
 def points_inside_boxes(points, boxes, eps=INSIDE_EPS):
-    """Whether each point lies strictly inside each paired box (by more than eps on every side).
+    """Whether each point lies inside its paired box by more than `eps` on every side.
+
+    PaddleDetection's rule (``check_points_inside_bboxes``): min(x - x1, y - y1, x2 - x, y2 - y) > eps, in the
+    inputs' float precision. Takes paddle Tensors (the assigners and heads) or NumPy arrays (the host lists
+    (object, anchor) pairs with it, `assigners.grid`); both give the same answer for the same float32 values.
 
     Args:
-        points (Tensor[..., 2]): (x, y), e.g. anchor centres [1, L, 2] or [n, K, 2].
-        boxes (Tensor[..., 4]): xyxy, broadcastable with points, e.g. [n, 1, 4].
+        points (Tensor | np.ndarray [..., 2]): (x, y), e.g. anchor centres [1, L, 2] or [n, K, 2].
+        boxes (Tensor | np.ndarray [..., 4]): xyxy, broadcastable with points, e.g. [n, 1, 4].
+        eps (float): margin; PaddleDetection's assigners use 1e-9 (`INSIDE_EPS`), FCOS-style heads 0.
     Returns:
-        Tensor[...] bool, e.g. [n, L].
+        bool Tensor | np.ndarray [...], e.g. [n, L].
     """
+    if isinstance(points, np.ndarray):
+        margin = points.dtype.type(eps)
+        x, y = points[..., 0], points[..., 1]
+        return ((x - boxes[..., 0] > margin) & (y - boxes[..., 1] > margin)
+                & (boxes[..., 2] - x > margin) & (boxes[..., 3] - y > margin))
     ltrb = paddle.concat([points - boxes[..., :2], boxes[..., 2:] - points], axis=-1)
     return ltrb.min(axis=-1) > eps
 

@@ -29,15 +29,6 @@ def require_shape(name, x, expected, what):
         raise ValueError(f"{name} must have shape {list(expected)} ({what}), got {_shape(x)}")
 
 
-def require_finite(name, x, rows=None):
-    """Raise if x (optionally only the rows where `rows` is True) holds NaN or inf."""
-    values = x.numpy()
-    if rows is not None:
-        values = values[rows]
-    if values.size and not np.isfinite(values).all():
-        raise ValueError(f"{name} contains NaN or inf values")
-
-
 def check_num_anchors_list(num_anchors_list, num_anchors):
     """Return num_anchors_list as a list of ints, raising unless positive ints summing to L."""
     if isinstance(num_anchors_list, paddle.Tensor):

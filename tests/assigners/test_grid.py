@@ -35,7 +35,7 @@ def test_inside_pairs_equal_brute_force_including_edges():
                       [10.0, 10.0, 10.0, 30.0],        # zero width
                       [-30.0, -30.0, 100.0, 100.0],    # larger than the image
                       [50.0, 50.0, 51.0, 51.0]], np.float32)
-    owners, anchors = grid.inside_pairs(boxes, axes, counts)
+    owners, anchors = grid.inside_pairs(boxes, points, axes, counts)
     got = np.zeros((len(boxes), len(points)), bool)
     got[owners, anchors] = True
     eps = np.float32(1e-9)
@@ -58,12 +58,3 @@ def test_nearest_windows_hold_the_nearest_anchor_and_bound_the_rest():
         assert dist[inside].min() == dist.min()
         assert dist[~inside].min() >= bound[i] - 1e-4
 
-
-def test_rank_within_owner_orders_values_then_anchor_index():
-    owners = np.array([1, 0, 1, 1, 0])
-    values = np.array([0.5, 0.2, 0.9, 0.5, 0.2], np.float32)
-    anchors = np.array([7, 3, 2, 4, 1])
-    order, rank, first = grid.rank_within_owner(owners, values, anchors, 3, descending=True)
-    np.testing.assert_array_equal(anchors[order], [1, 3, 2, 4, 7])
-    np.testing.assert_array_equal(rank, [0, 1, 0, 1, 2])
-    np.testing.assert_array_equal(first, [0, 2, 5, 5])

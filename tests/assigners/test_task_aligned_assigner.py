@@ -186,7 +186,7 @@ def test_sparse_path_settles_most_gts_without_the_full_row():
     axes = grid.level_axes(points.numpy(), counts)
     host = HostInputs.fetch(labels, boxes, mask, NUM_CLASSES)
     obj_boxes = gather_rows(boxes.reshape([-1, 4]), host.image * 10 + host.slot)
-    top_anchor, keep, ambiguous = layer._sparse_topk(scores, pred, obj_boxes, axes, counts, host)
+    top_anchor, keep, ambiguous = layer._sparse_topk(scores, pred, obj_boxes, points.numpy(), axes, counts, host)
     assert ambiguous.sum() <= 3 and keep.sum() > 0
 
 
@@ -232,7 +232,7 @@ def test_early_training_predictions_are_settled_without_full_rows():
     host = HostInputs.fetch(labels, boxes, mask, NUM_CLASSES)
     obj_boxes = gather_rows(boxes.reshape([-1, 4]), host.image * boxes.shape[1] + host.slot)
     axes = grid.level_axes(points.numpy(), counts)
-    _, keep, ambiguous = TaskAlignedAssigner()._sparse_topk(scores, pred, obj_boxes, axes, counts, host)
+    _, keep, ambiguous = TaskAlignedAssigner()._sparse_topk(scores, pred, obj_boxes, points.numpy(), axes, counts, host)
     short = keep.sum(1) < 13
     assert short.mean() > 0.5                         # most objects have fewer than k non-zero metrics
     assert ambiguous.mean() < 0.2                     # ... and still need no full row
