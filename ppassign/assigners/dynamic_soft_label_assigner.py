@@ -187,7 +187,7 @@ class DynamicSoftLabelAssigner(nn.Layer):
         if host.num_objects == 0:
             return out
         if axes is not None:
-            owners, anchors = grid.inside_pairs(host.obj_boxes, axes, counts)
+            owners, anchors = grid.inside_pairs(host.obj_boxes, points_host, axes, counts)
             out[host.image[owners], anchors] = True
             return out
         for obj, (image, box) in enumerate(zip(host.image, host.obj_boxes)):    # off-grid points: host only
