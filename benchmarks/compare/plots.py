@@ -1,0 +1,62 @@
+"""The comparison's plots (PNG): one seed's loss and AP curves of every method, and the AP curves of every seed."""
+
+
+def _pyplot():
+    """matplotlib.pyplot drawing to files only (no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_curves(runs, path):
+    """PNG with the training loss vs iteration and the mAP vs epoch of every method.
+
+    Args:
+        runs (dict): method -> {'label', 'metrics' (records.run_metrics)}.
+    """
+    plt = _pyplot()
+    fig, (ax_loss, ax_map) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, run in runs.items():
+        loss = run["metrics"]["loss"]
+        if loss:
+            ax_loss.plot([e * n + s + 1 for e, s, n, _ in loss], [v for *_, v in loss], label=run["label"])
+        evals = run["metrics"]["evals"]
+        if evals:
+            ax_map.plot([e + 1 for e, _ in evals], [100 * stats[0] for _, stats in evals], marker="o",
+                        label=run["label"])
+    ax_loss.set(xlabel="iteration", ylabel="training loss (each method's own total)", title="loss")
+    ax_map.set(xlabel="epoch", ylabel="COCO AP (%)", title="AP@[.5:.95] on the val split")
+    for ax in (ax_loss, ax_map):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:  # a run stopped before its first evaluation has no AP curve
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_seed_curves(curves, labels, path):
+    """PNG of AP vs epoch: one colour per method, one line style per seed.
+
+    Args:
+        curves (dict): seed -> method -> [(epoch, AP as a fraction), ...], as `collect_curves` returns.
+        labels (dict): method -> label for the legend (the method's name where missing).
+        path (str): the PNG to write.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colours, styles = {}, ["-", "--", ":", "-."]
+    for k, seed in enumerate(sorted(curves)):
+        for name, points in curves[seed].items():
+            if not points:
+                continue
+            colour = colours.setdefault(name, f"C{len(colours) % 10}")
+            ax.plot([e for e, _ in points], [100 * ap for _, ap in points], styles[k % len(styles)],
+                    color=colour, marker="o", markersize=3, label=f"{labels.get(name, name)} (seed {seed})")
+    ax.set(xlabel="epoch", ylabel="COCO AP (%)", title="AP@[.5:.95] on the val split, every seed")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
