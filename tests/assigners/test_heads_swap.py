@@ -66,6 +66,7 @@ def _train_step(model, optimizer, inputs, epoch_id):
 
 
 # ------------------------------------------------------------- training through ppdet's Trainer
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_tiny_config_trains_across_the_assigner_switch(family, tmp_path):
     from ppdet.engine import Trainer

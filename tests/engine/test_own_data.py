@@ -87,6 +87,7 @@ def short_run(work):
             f"save_dir={work}"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shipped", sorted(CPU_CONFIGS))
 def test_shipped_config_trains_exports_and_infers_on_mixed_size_coco(shipped, dataset, tmp_path):
     config = write_user_config(tmp_path / "mine.yml", shipped, dataset)
@@ -104,6 +105,7 @@ def test_shipped_config_trains_exports_and_infers_on_mixed_size_coco(shipped, da
         assert json.load(f) == detections
 
 
+@pytest.mark.slow
 def test_detections_carry_the_dataset_category_ids_not_class_indices(dataset, tmp_path):
     config = write_user_config(tmp_path / "mine.yml", "quickstart/quickstart_tal.yml", dataset)
     overrides = short_run(tmp_path / "out") + ["PPYOLOEHead.nms.score_threshold=0.0", "width_mult=0.125"]

@@ -56,12 +56,14 @@ def trained(tmp_path_factory):
     return work, overrides, str(work / "out" / "retinanet_synthetic" / "model_final"), proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_train_with_eval_writes_weights_and_metrics(trained):
     _, _, weights, log = trained
     assert os.path.isfile(weights + ".pdparams")
     assert "final COCO bbox mAP(0.50:0.95) = " in log
 
 
+@pytest.mark.slow
 def test_eval_export_and_inference_match_dygraph(trained):
     work, overrides, weights, _ = trained
     metrics = evaluate(CONFIG, overrides + [f"weights={weights}"])
@@ -81,6 +83,7 @@ def test_eval_export_and_inference_match_dygraph(trained):
     assert json.load(open(out / "detections.json"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "maxiou"])
 def test_every_assigner_config_trains_a_step(method, tmp_path):
     result = train(synthetic(method), tiny_overrides(tmp_path / "dataset") + ["epoch=1"],
@@ -88,6 +91,7 @@ def test_every_assigner_config_trains_a_step(method, tmp_path):
     assert os.path.isfile(result["weights"] + ".pdparams")
 
 
+@pytest.mark.slow
 def test_ppdets_own_retina_head_trains_with_our_max_iou(tmp_path):
     config = os.path.join(REPO, "configs", "swap_examples", "retinanet_ppdet_head_synthetic.yml")
     cfg = load_config(config)

@@ -43,6 +43,7 @@ def trained(tmp_path_factory):
     return work, overrides, str(weights), proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_train_writes_weights_and_prints_final_coco_metrics(trained):
     _, _, weights, log = trained
     assert os.path.isfile(weights + ".pdparams")
@@ -50,6 +51,7 @@ def test_train_writes_weights_and_prints_final_coco_metrics(trained):
     assert "eta:" in log  # progress line with ETA
 
 
+@pytest.mark.slow
 def test_eval_returns_coco_metrics(trained):
     work, overrides, weights, _ = trained
     metrics = evaluate.evaluate(CONFIG, overrides + [f"weights={weights}"])
@@ -58,6 +60,7 @@ def test_eval_returns_coco_metrics(trained):
     assert 0.0 <= metrics["mAP"] <= metrics["AP50"] <= 1.0
 
 
+@pytest.mark.slow
 def test_export_then_inference_matches_dygraph(trained):
     work, overrides, weights, _ = trained
     model_dir = export.export(CONFIG, overrides + [f"weights={weights}"], output_dir=str(work / "inference"))
@@ -73,6 +76,7 @@ def test_export_then_inference_matches_dygraph(trained):
     np.testing.assert_allclose(exported, dygraph, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_infer_from_weights_and_from_exported_model_write_images_and_json(trained):
     work, overrides, weights, _ = trained
     model_dir = os.path.join(work, "inference", "quickstart_tal")
@@ -147,6 +151,7 @@ def test_unknown_architecture_is_reported(tmp_path):
         config.load_config(CONFIG, ["architecture=NoSuchArch"])
 
 
+@pytest.mark.slow
 def test_weights_that_do_not_match_the_config_are_reported(trained):
     _, overrides, weights, _ = trained
     wider = [o for o in overrides if not o.startswith("width_mult")] + ["width_mult=0.25"]

@@ -582,6 +582,7 @@ def _coco_map(model, coco, cats, ids, images):
     return float(ev.stats[0])
 
 
+@pytest.mark.slow
 def test_short_training_reduces_loss_and_raises_map(tmp_path):
     """100 Adam steps on 12 generated 64 px images (overfitting them): mAP on those images must rise well
     above the untrained model's (about 0). The longer CPU run of the real config is in docs/autoassign.md."""

@@ -618,6 +618,7 @@ def _coco_map(model, images, targets, size):
     return float(evaluator.stats[0])
 
 
+@pytest.mark.slow
 def test_short_training_raises_map_above_untrained():
     # 8 generated 96 px images (the built-in synthetic generator), 100 Adam steps, refinement on; mAP on the
     # same images: this checks that the DW loss drives a detector, not generalisation (docs/dw.md has the
