@@ -20,16 +20,39 @@ from . import quiet
 
 quiet.filter_import_warnings()
 
-import paddle  # noqa: E402,F401
+# What to do when `import paddle` / `import ppdet` fails because a module is missing, by the missing module's name:
+# one line naming the install that brings it (the pins are pyproject.toml's).
+MISSING_MODULE_HINTS = {
+    "paddle": "ppassign needs PaddlePaddle 3.x, which is not installed: pip install 'paddlepaddle>=3.0,<3.4' "
+              "(CPU; or the 'cpu' extra), or paddlepaddle-gpu 3.x from Paddle's own package index (README)",
+    "ppdet": "ppassign needs PaddleDetection (ppdet), which is not installed: pip install --no-deps "
+             "paddledet==2.6.0 (its own pins do not install on Python 3.12+; ppassign's dependencies replace "
+             "them), or put a PaddleDetection checkout on PYTHONPATH and pip install 'imgaug>=0.4.0' "
+             "(the 'ppdet-src' extra)",
+    "imgaug": "PaddleDetection from source imports imgaug at `import ppdet`: pip install 'imgaug>=0.4.0' "
+              "(or the 'ppdet-src' extra)",
+    "pkg_resources": "ppdet imports pkg_resources, which setuptools 82 and newer no longer ship: "
+                     "pip install 'setuptools<80.9'",
+}
 
-with quiet.without_stdout_lines(quiet.IMPORT_LINES):
-    try:
+
+def missing_module_error(error):
+    """The one-line ImportError for `error` (a failed import) when its missing module has a hint, else None."""
+    name = getattr(error, "name", None)
+    hint = MISSING_MODULE_HINTS.get(name) if isinstance(error, ModuleNotFoundError) else None
+    return ImportError(hint, name=name) if hint else None
+
+
+try:
+    import paddle  # noqa: E402,F401
+
+    with quiet.without_stdout_lines(quiet.IMPORT_LINES):
         import ppdet  # noqa: E402,F401
-    except ImportError as _error:
-        if getattr(_error, "name", None) == "imgaug":
-            raise ImportError("PaddleDetection from source imports imgaug at `import ppdet`: "
-                              "pip install 'imgaug>=0.4.0' (or pip install -e '.[ppdet-src]')") from _error
+except ImportError as _error:
+    _clear = missing_module_error(_error)
+    if _clear is None:
         raise
+    raise _clear from None
 
 from .applied import APPLIED  # noqa: E402
 from .dataloader import DataLoadingError, fix_dataloader_errors  # noqa: E402,F401
