@@ -15,7 +15,8 @@ import os
 
 from . import compat, registry
 from .assigners import (ATSSAssigner, ATSSRetinaAssigner, DynamicSoftLabelAssigner, FCOSRuleAssigner,
-                        HAMBoxAssigner, MaxIoUAssigner, NoisyAnchorAssigner, TaskAlignedAssigner, TopKAssigner)
+                        HAMBoxAssigner, MaxIoUAssigner, NoisyAnchorAssigner, SimOTAAssigner, TaskAlignedAssigner,
+                        TopKAssigner)
 from .data import SyntheticCOCODataSet
 from .heads import AutoAssignHead, DWHead, PPAssignRetinaHead
 
@@ -24,6 +25,7 @@ MODULES = {
     "PPAssignATSSAssigner": ATSSAssigner,
     "PPAssignTaskAlignedAssigner": TaskAlignedAssigner,
     "PPAssignDynamicSoftLabelAssigner": DynamicSoftLabelAssigner,
+    "PPAssignSimOTAAssigner": SimOTAAssigner,
     "PPAssignMaxIoUAssigner": MaxIoUAssigner,
     "PPAssignTopKAssigner": TopKAssigner,
     "PPAssignATSSRetinaAssigner": ATSSRetinaAssigner,

@@ -4,6 +4,8 @@
 - task_aligned_assigner.TaskAlignedAssigner: TOOD's task-aligned assigner, drop-in for ppdet's.
 - dynamic_soft_label_assigner.DynamicSoftLabelAssigner (``PPAssignDynamicSoftLabelAssigner``): RTMDet's dynamic
   soft labels, with the task-aligned assigner's call and outputs.
+- simota_assigner.SimOTAAssigner (``PPAssignSimOTAAssigner``): YOLOX's SimOTA, drop-in for ppdet's per-image
+  SimOTAAssigner, with a batched path (`assign_batch`).
 - assign_utils: conflict resolution and dense targets shared by these; grid: regular-grid index work;
   dynamic_k: the dynamic-k matching of the dynamic assigners.
 
@@ -20,6 +22,7 @@ RetinaNet-style (per image, ppdet ``MaxIoUAssigner``'s call ``matches, labels = 
 from .atss_assigner import ATSSAssigner
 from .task_aligned_assigner import TaskAlignedAssigner
 from .dynamic_soft_label_assigner import DynamicSoftLabelAssigner
+from .simota_assigner import SimOTAAssigner
 from .max_iou_assigner import MaxIoUAssigner
 from .topk_assigner import TopKAssigner
 from .atss_retina_assigner import ATSSRetinaAssigner
@@ -27,5 +30,5 @@ from .fcos_rule_assigner import FCOSRuleAssigner
 from .noisy_anchor_assigner import NoisyAnchorAssigner
 from .hambox_assigner import HAMBoxAssigner
 
-__all__ = ["ATSSAssigner", "TaskAlignedAssigner", "DynamicSoftLabelAssigner", "MaxIoUAssigner", "TopKAssigner", "ATSSRetinaAssigner",
-           "FCOSRuleAssigner", "NoisyAnchorAssigner", "HAMBoxAssigner"]
+__all__ = ["ATSSAssigner", "TaskAlignedAssigner", "DynamicSoftLabelAssigner", "SimOTAAssigner", "MaxIoUAssigner",
+           "TopKAssigner", "ATSSRetinaAssigner", "FCOSRuleAssigner", "NoisyAnchorAssigner", "HAMBoxAssigner"]

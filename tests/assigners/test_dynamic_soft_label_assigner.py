@@ -348,3 +348,35 @@ def test_bad_constructor_arguments_raise():
         DynamicSoftLabelAssigner(topk=0)
     with pytest.raises(ValueError, match="strides"):
         DynamicSoftLabelAssigner(strides=[8, 0, 32])
+
+
+# --- configs ----------------------------------------------------------------------------------------------------
+
+def _config(*parts):
+    import os
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", *parts)
+
+
+@pytest.mark.parametrize("swap, base", [
+    (("configs", "ppyoloe", "ppyoloe_plus_crn_s_80e_coco_dsl.yml"),
+     ("configs", "ppyoloe", "ppyoloe_plus_crn_s_80e_coco.yml")),
+    (("configs", "ppyoloe", "ppyoloe_plus_tiny_synthetic_dsl.yml"),
+     ("configs", "ppyoloe", "ppyoloe_plus_tiny_synthetic.yml")),
+    (("benchmarks", "configs", "dsl_only.yml"), ("benchmarks", "configs", "tal_only.yml")),
+])
+def test_configs_differ_from_their_base_by_the_assigner_only(swap, base):
+    from ppdet.core.workspace import create
+    from ppassign.engine.config import load_config
+
+    def read(parts):
+        cfg = load_config(_config(*parts))
+        head = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg["PPYOLOEHead"].items()}
+        rest = {k: cfg[k] for k in ("architecture", "epoch", "depth_mult", "width_mult", "norm_type")}
+        return head, rest, dict(cfg["TrainReader"])["batch_size"], dict(cfg["CSPResNet"])
+
+    theirs = read(base)
+    ours = read(swap)                                 # loaded last: the model below is built from it
+    assert ours[0].pop("assigner") == "PPAssignDynamicSoftLabelAssigner"
+    assert theirs[0].pop("assigner")["name"] == "PPAssignTaskAlignedAssigner"
+    assert ours == theirs
+    assert isinstance(create(ours[1]["architecture"]).yolo_head.assigner, DynamicSoftLabelAssigner)

@@ -1,0 +1,377 @@
+"""SimOTA (Ge et al., 2021, "YOLOX: Exceeding YOLO Series in 2021", Sec. 2.2), a drop-in for ppdet's SimOTAAssigner.
+
+Outputs equal PaddleDetection's ``SimOTAAssigner`` (tests/assigners/test_simota_assigner.py checks parity), which
+YOLOX, PicoDet-legacy (PicoHead) and the OTA heads call once per image. The rule:
+
+1. candidates: anchors whose centre lies strictly inside some object's box or inside the square of
+   ±center_radius strides around some object's centre;
+2. every (candidate, object) pair costs cls_weight * C_cls + iou_weight * C_iou, plus 1e8 unless the anchor is
+   inside both that object's box and its centre square. With use_vfl: C_cls = varifocal loss against the
+   IoU at the object's class, C_iou = 1 - GIoU; without: C_cls = BCE against the object's one-hot class,
+   C_iou = -log(IoU + eps);
+3. dynamic-k matching (`dynamic_k`): each object takes its k cheapest candidates, k = max(1, int(sum of its
+   candidate_topk highest IoUs)); a candidate taken by several objects goes to its cheapest object.
+
+Where ppdet's per-image NumPy code loops over objects and builds a candidates x objects x classes tensor, this
+computes the batch's [B, n, V] costs (V: candidates of the image with the most) without a class axis: the class
+sum is taken once per candidate and the object's class term swapped in. Picking the k cheapest is exact from one
+top-k over all objects wherever the k-th and (k+1)-th cost of an object differ; where they tie (in practice:
+objects that need candidates outside their box-and-centre region, whose costs all round to 1e8 + a multiple
+of 8) the object's candidates get ppdet's own per-object top-k, grouped by (image, k) so that it runs at most
+candidate_topk times per image, whatever the number of objects.
+
+`assign_batch` is the batched path (padded ground truth and a mask, as the task-aligned call) for heads that can
+use tensors for every image at once; ``__call__`` is ppdet's per-image call, with NumPy outputs.
+"""
+import numpy as np
+import paddle
+
+from ..ops.validation import require_shape, require_tensor
+from . import grid
+from .assign_utils import HostInputs, row_chunks
+from .dynamic_k import candidate_columns, dynamic_ks, flat_columns, float32_inputs, gather_columns, \
+    resolve_to_lowest_cost, scatter_to_anchors
+
+# ppdet.modeling.assigners.simota_assigner: the cost added to pairs outside the box-and-centre region.
+OUTSIDE_COST = 100000000.0
+# ppdet.modeling.bbox_utils.batch_bbox_overlaps: the union (and enclosing area) is clamped at 1e-6.
+UNION_EPS = 1e-6
+# ppdet.modeling.losses.varifocal_loss defaults (as SimOTAAssigner calls it).
+VFL_ALPHA = 0.75
+# Paddle's binary_cross_entropy clamps log(p) and log(1 - p) at -100.
+LOG_MIN = -100.0
+DEFAULT_MEMORY_BUDGET_MB = 256
+# Argument names in errors: those of the call the user made (ppdet's per-image call or `assign_batch`).
+_BATCH_NAMES = {"scores": "pred_scores", "anchors": "center_and_strides", "pred": "pred_bboxes"}
+_CALL_NAMES = {"scores": "flatten_cls_pred_scores", "anchors": "flatten_center_and_stride", "pred": "flatten_bboxes"}
+# Float temporaries alive per (image, slot, candidate) entry while a chunk's costs are computed.
+_TEMPS_PER_ENTRY = 48
+
+
+def _log(x):
+    return paddle.maximum(paddle.log(x), paddle.full([], LOG_MIN, x.dtype))
+
+
+def _bce(p, y):
+    """Paddle's binary_cross_entropy of probabilities p against targets y, elementwise."""
+    return (y - 1) * _log(1 - p) - y * _log(p)
+
+
+def _iou_and_giou_loss(pred, gt, with_giou):
+    """ppdet's batch_bbox_overlaps (mode iou, and 1 - GIoU for mode giou), with its arithmetic, broadcasting.
+
+    Args:
+        pred (Tensor[..., 4]), gt (Tensor[..., 4]): xyxy, e.g. [B, 1, V, 4] and [B, c, 1, 4].
+    Returns:
+        iou (Tensor[...]); 1 - GIoU (Tensor[...]) or None.
+    """
+    eps = paddle.full([], UNION_EPS, pred.dtype)
+    area_pred = (pred[..., 2] - pred[..., 0]) * (pred[..., 3] - pred[..., 1])
+    area_gt = (gt[..., 2] - gt[..., 0]) * (gt[..., 3] - gt[..., 1])
+    wh = (paddle.minimum(pred[..., 2:], gt[..., 2:]) - paddle.maximum(pred[..., :2], gt[..., :2])).clip(min=0)
+    overlap = wh[..., 0] * wh[..., 1]
+    union = paddle.maximum(area_pred + area_gt - overlap, eps)
+    iou = overlap / union
+    if not with_giou:
+        return iou, None
+    enclose = (paddle.maximum(pred[..., 2:], gt[..., 2:]) - paddle.minimum(pred[..., :2], gt[..., :2])).clip(min=0)
+    enclose_area = paddle.maximum(enclose[..., 0] * enclose[..., 1], eps)
+    return iou, 1 - (iou - (enclose_area - union) / enclose_area)
+
+
+def _axis_range(coords, lo, hi):
+    """Per row, the index range [a, b) of sorted float32 coords c with fl(c - lo) > 0 and fl(hi - c) > 0
+    (ppdet's strict test, in float32: the first holds on a suffix, the second on a prefix).
+
+    Args:
+        coords (np.ndarray[w] float32), lo, hi (np.ndarray[m] float32).
+    Returns:
+        a, b (np.ndarray[m] int64); a >= b means none.
+    """
+    left = (coords[None] - lo[:, None]) > 0
+    right = (hi[:, None] - coords[None]) > 0
+    a = np.where(left.any(1), left.argmax(1), len(coords))
+    return a.astype(np.int64), right.sum(1).astype(np.int64)
+
+
+class SimOTAAssigner(object):
+    """SimOTA label assignment (see the module docstring); ppdet's constructor and call.
+
+    Args:
+        center_radius (float): half-size, in strides, of the square around an object's centre.
+        candidate_topk (int): highest IoUs summed for an object's dynamic k.
+        iou_weight (float), cls_weight (float): weights of the IoU and classification costs.
+        num_classes (int): C.
+        use_vfl (bool): varifocal + GIoU costs (True) or BCE + -log IoU costs (False).
+        memory_budget_mb (int): above it, costs are computed in slot chunks (same result).
+    Note:
+        Float16 / bfloat16 inputs are computed in float32 and give float32 outputs. Where ppdet's assigner
+        raises (objects but no candidate anchor at all in an image: its top-k gets k = 0), every anchor of the
+        image is negative.
+    """
+    __shared__ = ["num_classes"]
+
+    def __init__(self, center_radius=2.5, candidate_topk=10, iou_weight=3.0, cls_weight=1.0, num_classes=80,
+                 use_vfl=True, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB):
+        if int(candidate_topk) < 1:
+            raise ValueError(f"candidate_topk must be >= 1, got {candidate_topk}")
+        if float(center_radius) <= 0:
+            raise ValueError(f"center_radius must be > 0, got {center_radius}")
+        self.center_radius = center_radius
+        self.candidate_topk = int(candidate_topk)
+        self.iou_weight = iou_weight
+        self.cls_weight = cls_weight
+        self.num_classes = num_classes
+        self.use_vfl = use_vfl
+        self.memory_budget_mb = memory_budget_mb
+
+    def __call__(self, flatten_cls_pred_scores, flatten_center_and_stride, flatten_bboxes, gt_bboxes, gt_labels,
+                 eps=1e-7):
+        """Assign one image's anchors, as ppdet's SimOTAAssigner.
+
+        Args:
+            flatten_cls_pred_scores (Tensor[L, C]): class probabilities.
+            flatten_center_and_stride (Tensor[L, 4]): (x, y, stride_x, stride_y) of every anchor.
+            flatten_bboxes (Tensor[L, 4]): xyxy predicted boxes, in the GTs' units.
+            gt_bboxes (Tensor[n, 4]), gt_labels (Tensor[n, 1]): every row is an object (ppdet has no mask).
+            eps (float): in -log(IoU + eps).
+        Returns:
+            pos_num (int): max(positives, 1), 0 without objects; label (np.ndarray[L] int64): num_classes for
+            negatives; label_weight (np.ndarray[L] float32): ones; bbox_target (np.ndarray[L, 4] float32).
+        """
+        require_tensor("flatten_cls_pred_scores", flatten_cls_pred_scores, 2)
+        require_tensor("flatten_center_and_stride", flatten_center_and_stride, 2, last=4)
+        require_tensor("flatten_bboxes", flatten_bboxes, 2, last=4)
+        require_tensor("gt_bboxes", gt_bboxes, 2, last=4)
+        num_gt = gt_bboxes.shape[0]
+        require_tensor("gt_labels", gt_labels, 2, last=1)
+        require_shape("gt_labels", gt_labels, [num_gt, 1], "gt_bboxes is [n, 4]")
+        pos_num, labels, weights, targets = self._assign(
+            flatten_cls_pred_scores.unsqueeze(0), flatten_center_and_stride, flatten_bboxes.unsqueeze(0),
+            gt_bboxes.unsqueeze(0), gt_labels.unsqueeze(0), None, eps, _CALL_NAMES)
+        num_anchors = labels.shape[1]
+        host = paddle.concat([labels.astype("float32").flatten(), targets.flatten(),
+                              pos_num.astype("float32")]).numpy()
+        label = np.rint(host[:num_anchors]).astype(np.int64)
+        bbox_target = host[num_anchors:5 * num_anchors].reshape(num_anchors, 4).astype(np.float32)
+        return int(host[-1]), label, np.ones(num_anchors, np.float32), bbox_target
+
+    def assign_batch(self, pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask=None,
+                     eps=1e-7):
+        """Assign every image of a batch at once (image b: ppdet's call on its real objects).
+
+        Args:
+            pred_scores (Tensor[B, L, C]): class probabilities.
+            center_and_strides (Tensor[L, 4]): (x, y, stride_x, stride_y) of every anchor.
+            pred_bboxes (Tensor[B, L, 4]): xyxy predicted boxes, in the GTs' units.
+            gt_bboxes (Tensor[B, n, 4]), gt_labels (Tensor[B, n, 1]),
+            pad_gt_mask (Tensor[B, n, 1] | None): 1 for real objects; None: every slot is one (as ppdet's call).
+            eps (float): in -log(IoU + eps).
+        Returns:
+            pos_num (Tensor[B] int64): max(positives, 1) per image, 0 for an image without objects;
+            labels (Tensor[B, L] int64): num_classes for negatives; label_weights (Tensor[B, L] float32): ones;
+            bbox_targets (Tensor[B, L, 4] float32): the object's box for positives, 0 elsewhere.
+        """
+        return self._assign(pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask, eps,
+                            _BATCH_NAMES)
+
+    # --- steps ------------------------------------------------------------------------------------------------
+
+    @paddle.no_grad()
+    def _assign(self, pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask, eps, names):
+        """`assign_batch`; errors name the arguments as `names` says."""
+        pred_scores, center_and_strides, pred_bboxes, gt_bboxes = float32_inputs(
+            pred_scores, center_and_strides, pred_bboxes, gt_bboxes)
+        batch, num_anchors, num_classes = self._check(pred_scores, center_and_strides, pred_bboxes, gt_bboxes,
+                                                      gt_labels, pad_gt_mask, names)
+        num_max = gt_bboxes.shape[1]
+        if pad_gt_mask is None:
+            pad_gt_mask = paddle.ones([batch, num_max, 1], "float32")
+        # device-to-host copy 1: ground truth, anchors, finiteness of the predictions
+        host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=[center_and_strides],
+                                finite=[(names["pred"], pred_bboxes), (names["scores"], pred_scores)])
+        anchors_host = host.extra[0].reshape(num_anchors, 4)
+        if not np.isfinite(anchors_host).all():
+            raise ValueError(f"{names['anchors']} contains NaN or inf values")
+        if (anchors_host[:, 2:] <= 0).any():
+            raise ValueError(f"{names['anchors']} must hold positive strides in its last two columns")
+        has_gt = paddle.to_tensor(host.valid.any(1))
+        candidates = self._candidates(anchors_host, host, batch)
+        if host.num_objects == 0 or not candidates.any():
+            positive = paddle.zeros([batch, num_anchors], "bool")
+            return self._outputs(paddle.zeros([batch, num_anchors], "int64"), positive, gt_labels, gt_bboxes,
+                                 has_gt)
+        columns, real = candidate_columns(candidates)
+        flat = flat_columns(columns, num_anchors)
+        cost, selected = self._match(pred_scores, pred_bboxes, center_and_strides, gt_labels, gt_bboxes, host,
+                                     columns, real, flat, eps)
+        winner, positive = resolve_to_lowest_cost(selected, cost)
+        assigned, positive = scatter_to_anchors(winner, positive, flat, real, num_anchors)
+        return self._outputs(assigned, positive, gt_labels, gt_bboxes, has_gt)
+
+    def _check(self, pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask, names):
+        """Shapes and dtypes (no host copy) -> (B, L, C)."""
+        scores, anchors, pred = names["scores"], names["anchors"], names["pred"]
+        require_tensor(scores, pred_scores, 3)
+        batch, num_anchors, num_classes = pred_scores.shape
+        require_tensor(anchors, center_and_strides, 2, last=4)
+        require_shape(anchors, center_and_strides, [num_anchors, 4], f"{scores} has L rows")
+        require_tensor(pred, pred_bboxes, 3, last=4)
+        require_shape(pred, pred_bboxes, [batch, num_anchors, 4], f"{scores} has L rows")
+        require_tensor("gt_bboxes", gt_bboxes, 3, last=4)
+        require_shape("gt_bboxes", gt_bboxes, [batch] + list(gt_bboxes.shape[1:]), f"{scores} is [B, L, C]")
+        num_max = gt_bboxes.shape[1]
+        require_tensor("gt_labels", gt_labels, 3, last=1)
+        require_shape("gt_labels", gt_labels, [batch, num_max, 1], "gt_bboxes is [B, n, 4]")
+        if gt_labels.dtype not in (paddle.int32, paddle.int64):
+            raise ValueError(f"gt_labels must be int32 or int64, got {gt_labels.dtype}")
+        if pad_gt_mask is not None:
+            require_tensor("pad_gt_mask", pad_gt_mask, 3, last=1)
+            require_shape("pad_gt_mask", pad_gt_mask, [batch, num_max, 1], "gt_bboxes is [B, n, 4]")
+        if self.use_vfl and num_classes != self.num_classes:
+            raise ValueError(f"{scores} must have num_classes={self.num_classes} columns with use_vfl=True "
+                             f"(ppdet's varifocal cost), got shape {list(pred_scores.shape)}")
+        return batch, num_anchors, num_classes
+
+    def _candidates(self, anchors_host, host, batch):
+        """Step 1 on the host: anchors inside some real object's box or centre square, np.ndarray[B, L] bool."""
+        num_anchors = anchors_host.shape[0]
+        out = np.zeros((batch, num_anchors), bool)
+        if host.num_objects == 0:
+            return out
+        points, strides = anchors_host[:, :2], anchors_host[:, 2:]
+        change = np.nonzero((strides[1:] != strides[:-1]).any(1))[0] + 1
+        counts = np.diff(np.r_[0, change, num_anchors]).tolist()
+        axes = grid.level_axes(points, counts)
+        boxes = host.obj_boxes
+        radius = np.float32(self.center_radius)
+        cx = (boxes[:, 0] + boxes[:, 2]) / np.float32(2)
+        cy = (boxes[:, 1] + boxes[:, 3]) / np.float32(2)
+        if axes is None:                           # points off a grid: every (object, anchor) on the host
+            for start, stop in row_chunks(host.num_objects, num_anchors * 8, self.memory_budget_mb):
+                part = slice(start, stop)
+                rx, ry = radius * strides[None, :, 0], radius * strides[None, :, 1]
+                x, y = points[None, :, 0], points[None, :, 1]
+                in_box = ((x - boxes[part, None, 0] > 0) & (y - boxes[part, None, 1] > 0)
+                          & (boxes[part, None, 2] - x > 0) & (boxes[part, None, 3] - y > 0))
+                in_centre = ((x - (cx[part, None] - rx) > 0) & (y - (cy[part, None] - ry) > 0)
+                             & ((cx[part, None] + rx) - x > 0) & ((cy[part, None] + ry) - y > 0))
+                hit = in_box | in_centre
+                for b in np.unique(host.image[part]):
+                    out[b] |= hit[host.image[part] == b].any(0)
+            return out
+        rows, start = np.arange(host.num_objects), 0
+        for (xs, ys), count in zip(axes, counts):
+            sx, sy = strides[start]
+            rects = [_axis_range(ys, boxes[:, 1], boxes[:, 3]) + _axis_range(xs, boxes[:, 0], boxes[:, 2]),
+                     _axis_range(ys, cy - radius * sy, cy + radius * sy)
+                     + _axis_range(xs, cx - radius * sx, cx + radius * sx)]
+            for r0, r1, c0, c1 in rects:
+                owners, anchors = grid.expand_rectangles(rows, start, len(xs), r0, r1, c0, c1)
+                out[host.image[owners], anchors] = True
+            start += count
+        return out
+
+    def _pair_costs(self, boxes, labels, cand_pred, cand_points, cand_strides, cand_scores_by_class, background,
+                    eps):
+        """Step 2 for GT slots [B, c] against the candidates [B, V]: (cost, IoU), Tensor[B, c, V] each."""
+        gt = boxes.unsqueeze(2)                                                          # [B, c, 1, 4]
+        iou, giou_loss = _iou_and_giou_loss(cand_pred.unsqueeze(1), gt, self.use_vfl)   # [B, c, V]
+        p = paddle.take_along_axis(cand_scores_by_class, labels.unsqueeze(-1), axis=1, broadcast=True)
+        if self.use_vfl:
+            own_background = _bce(p, paddle.zeros_like(p)) * (VFL_ALPHA * p.abs().pow(2.0))
+            own = paddle.where(iou > 0, _bce(p, iou) * iou, own_background)
+            cls_cost = background.unsqueeze(1) - own_background + own
+            cost = cls_cost * self.cls_weight + giou_loss * self.iou_weight
+        else:
+            cls_cost = background.unsqueeze(1) - _bce(p, paddle.zeros_like(p)) + _bce(p, paddle.ones_like(p))
+            cost = cls_cost * self.cls_weight + (-paddle.log(iou + eps)) * self.iou_weight
+        x, y = cand_points[..., 0].unsqueeze(1), cand_points[..., 1].unsqueeze(1)        # [B, 1, V]
+        rx = cand_strides[..., 0].unsqueeze(1) * float(self.center_radius)
+        ry = cand_strides[..., 1].unsqueeze(1) * float(self.center_radius)
+        x1, y1, x2, y2 = (boxes[..., i].unsqueeze(-1) for i in range(4))                  # [B, c, 1]
+        cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+        in_box = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0)
+        in_centre = (x - (cx - rx) > 0) & (y - (cy - ry) > 0) & ((cx + rx) - x > 0) & ((cy + ry) - y > 0)
+        outside = paddle.logical_not(in_box & in_centre).astype(cost.dtype)
+        return cost + outside * OUTSIDE_COST, iou
+
+    def _match(self, pred_scores, pred_bboxes, center_and_strides, gt_labels, gt_bboxes, host, columns, real, flat,
+               eps):
+        """Steps 2-3 up to the matches: costs [B, n, V] (+inf in padding) and matches [B, n, V] bool."""
+        batch, num_max = gt_bboxes.shape[:2]
+        width = columns.shape[1]
+        cand_pred = gather_columns(pred_bboxes, flat)                                     # [B, V, 4]
+        cand_scores = gather_columns(pred_scores, flat)                                   # [B, V, C]
+        cand_anchor = paddle.gather(center_and_strides, paddle.to_tensor(columns.reshape(-1))).reshape(
+            [batch, width, 4])
+        zeros = paddle.zeros_like(cand_scores)
+        if self.use_vfl:
+            background = (_bce(cand_scores, zeros) * (VFL_ALPHA * cand_scores.abs().pow(2.0))).sum(-1)
+        else:
+            background = _bce(cand_scores, zeros).sum(-1)                                # [B, V]
+        by_class = cand_scores.transpose([0, 2, 1])                                       # [B, C, V]
+        labels = gt_labels.squeeze(-1).astype("int64")
+        valid = paddle.to_tensor(host.valid[:, :, None] & real[:, None, :])               # [B, n, V]
+        kmax = min(self.candidate_topk + 1, width)
+        costs, matches, ties, ks = [], [], [], []
+        for start, stop in row_chunks(num_max, batch * width * 4 * _TEMPS_PER_ENTRY, self.memory_budget_mb):
+            ok = valid[:, start:stop]
+            cost, iou = self._pair_costs(gt_bboxes[:, start:stop], labels[:, start:stop], cand_pred,
+                                         cand_anchor[..., :2], cand_anchor[..., 2:], by_class, background, eps)
+            cost = paddle.where(ok, cost, paddle.full_like(cost, float("inf")))
+            k = dynamic_ks(paddle.where(ok, iou, paddle.zeros_like(iou)), self.candidate_topk)   # [B, c]
+            values = paddle.topk(cost, kmax, axis=-1, largest=False)[0]
+            values = paddle.concat([values, paddle.full(values.shape[:2] + [1], float("inf"))], axis=-1)
+            index = (k.astype("int64") - 1).unsqueeze(-1)
+            kth = paddle.take_along_axis(values, index, axis=-1)
+            after = paddle.take_along_axis(values, index + 1, axis=-1)
+            matches.append((cost <= kth) & ok)
+            ties.append(((after == kth) & ok.any(-1, keepdim=True)).squeeze(-1))
+            costs.append(cost)
+            ks.append(k)
+        cat = (lambda parts: parts[0]) if len(costs) == 1 else (lambda parts: paddle.concat(parts, axis=1))
+        cost, selected = cat(costs), cat(matches)
+        # device-to-host copy 2: objects whose k-th and (k+1)-th cost tie get ppdet's own top-k
+        tie_k = (paddle.where(cat(ties), cat(ks), paddle.zeros_like(cat(ks)))).numpy()
+        if tie_k.any():
+            selected = self._ppdet_topk_rows(cost, selected, tie_k, real.sum(1))
+        return cost, selected
+
+    @staticmethod
+    def _ppdet_topk_rows(cost, selected, tie_k, widths):
+        """Replace the matches of objects with a tie at their k-th cost by paddle.topk over the object's own
+        candidates (ppdet's call, whose tie order depends on the row), one top-k per (image, k).
+
+        Args:
+            cost (Tensor[B, n, V]), selected (Tensor[B, n, V] bool), tie_k (np.ndarray[B, n]: k, 0 for no tie),
+            widths (np.ndarray[B]): candidates per image.
+        """
+        batch, num_max, width = cost.shape
+        rows, blocks = [], []
+        for b, k in sorted({(int(b), int(tie_k[b, s])) for b, s in zip(*np.nonzero(tie_k))}):
+            slots = np.nonzero(tie_k[b] == k)[0]
+            picked = paddle.topk(cost[b][paddle.to_tensor(slots)][:, :int(widths[b])], k, axis=-1,
+                                 largest=False)[1]
+            block = paddle.put_along_axis(paddle.zeros([len(slots), width], "int32"), picked,
+                                          paddle.ones([1], "int32"), axis=1, broadcast=True)
+            rows.append(b * num_max + slots)
+            blocks.append(block)
+        flat = selected.reshape([batch * num_max, width]).astype("int32")
+        flat = paddle.scatter(flat, paddle.to_tensor(np.concatenate(rows)), paddle.concat(blocks))
+        return flat.reshape([batch, num_max, width]).astype("bool")
+
+    def _outputs(self, assigned, positive, gt_labels, gt_bboxes, has_gt):
+        """(pos_num, labels, label_weights, bbox_targets) from each anchor's slot and positive flag [B, L]."""
+        batch, num_anchors = positive.shape
+        if gt_bboxes.shape[1] == 0:
+            labels = paddle.full([batch, num_anchors], self.num_classes, "int64")
+            targets = paddle.zeros([batch, num_anchors, 4], "float32")
+        else:
+            labels = paddle.take_along_axis(gt_labels.squeeze(-1).astype("int64"), assigned, axis=1)
+            labels = paddle.where(positive, labels, paddle.full_like(labels, self.num_classes))
+            targets = paddle.take_along_axis(gt_bboxes, assigned.unsqueeze(-1), axis=1, broadcast=True)
+            targets = paddle.where(positive.unsqueeze(-1), targets, paddle.zeros_like(targets))
+        count = positive.astype("int64").sum(1)
+        pos_num = paddle.where(has_gt, count.clip(min=1), paddle.zeros_like(count))
+        return pos_num, labels, paddle.ones([batch, num_anchors], "float32"), targets
