@@ -133,16 +133,16 @@ def np_fcos(gt, anchors, counts, strides, sizes, radius):
 
 
 def np_noisy(gt, gt_class, anchors, pred_boxes, pred_scores, k, alpha, gamma, normalize=True, combine="sum"):
-    """Noisy-anchor targets as the authors' code computes them (normalize) or as the paper writes them:
+    """Noisy-anchor targets as the authors' code computes them (normalize: statistics over the concatenated
+    top-k lists, an anchor counted once per object that took it) or as the paper writes them:
     (matches, positive, soft target, cls weight, reg weight)."""
     iou = np_iou(gt, anchors)
+    picked = [j for i in range(len(gt)) for j in sorted(range(len(anchors)), key=lambda j: (-iou[i, j], j))[:k]]
     positive = np.zeros(len(anchors), bool)
-    for i in range(len(gt)):
-        positive[sorted(range(len(anchors)), key=lambda j: (-iou[i, j], j))[:k]] = True
+    positive[picked] = True
     matches = np.where(positive, iou.argmax(0), 0)
-    pos = np.nonzero(positive)[0]
-    loc = np.array([np_aligned_iou(pred_boxes[j], gt[matches[j]]) for j in pos])
-    cls = np.array([pred_scores[j, gt_class[matches[j]]] for j in pos])
+    loc = np.array([np_aligned_iou(pred_boxes[j], gt[matches[j]]) for j in picked])
+    cls = np.array([pred_scores[j, gt_class[matches[j]]] for j in picked])
     f_loc, f_cls = 1 / np.maximum(1 - loc, 1e-6), 1 / np.maximum(1 - cls, 1e-6)
     if combine == "product":
         soft = loc * cls
@@ -155,29 +155,36 @@ def np_noisy(gt, gt_class, anchors, pred_boxes, pred_scores, k, alpha, gamma, no
     if normalize:
         f_loc, f_cls = f_loc / f_loc.mean(), f_cls / f_cls.mean()
     target, weight = np.zeros(len(anchors)), np.zeros(len(anchors))
-    target[pos], weight[pos] = soft, (alpha * f_loc + (1 - alpha) * f_cls) ** gamma
+    target[picked], weight[picked] = soft, (alpha * f_loc + (1 - alpha) * f_cls) ** gamma
     return matches, positive, target, np.where(positive, weight, 1.0), weight
 
 
 def np_hambox(gt, anchors, pred_boxes, thr, k, comp_iou):
-    """HAMBox: (matches, positive, cls weight)."""
+    """HAMBox on one image: (matches, labels 1 / 0 / -1, cls weight, reg weight)."""
     matches, labels = np_max_iou(gt, anchors, thr, thr, False)
     matched = labels == 1
     reg = np.array([[np_aligned_iou(g, p) for p in pred_boxes] for g in gt])
     wanted = [[] for _ in range(len(anchors))]
     for i in range(len(gt)):
         have = int(np.sum(matched & (matches == i)))
-        order = sorted((j for j in range(len(anchors)) if not matched[j] and reg[i, j] > comp_iou),
+        order = sorted((j for j in range(len(anchors)) if not matched[j] and reg[i, j] >= comp_iou),
                        key=lambda j: (-reg[i, j], j))
-        for j in order[:min(k, len(anchors))][:max(0, k - have)]:
+        for j in order[:max(0, k - have)]:
             wanted[j].append(i)
-    weight = np.ones(len(anchors))
-    positive = matched.copy()
+    added = np.zeros(len(anchors), bool)
+    quality = np.zeros(len(anchors))
     for j, objs in enumerate(wanted):
         if objs:
             best = max(objs, key=lambda i: (reg[i, j], -i))
-            matches[j], positive[j], weight[j] = best, True, reg[best, j]
-    return matches, positive, weight
+            matches[j], added[j], quality[j] = best, True, reg[best, j]
+    ignored = ~matched & ~added & (reg.max(0) >= comp_iou)
+    labels = np.where(matched | added, 1, np.where(ignored, -1, 0)).astype("int32")
+    n1, n2 = matched.sum(), added.sum()
+    total = max(1, n1 + n2)
+    w1, w2 = total / max(1, n1), total / max(1, n2)
+    cls_w = np.where(added, quality * w2, np.where(ignored, 0.0, w1))
+    reg_w = np.where(added, w2, np.where(matched, w1, 0.0))
+    return matches, labels, cls_w, reg_w
 
 
 def np_atss(gt, anchors, counts, k):
@@ -197,3 +204,43 @@ def np_atss(gt, anchors, counts, k):
         inside = ((centres[cand] - box[:2] > 1e-9) & (box[2:] - centres[cand] > 1e-9)).all(1)
         out[i, cand[(iou[i, cand] > thr) & inside]] = True
     return out, iou
+
+
+def random_batch(rng, anchors, batch=4, image_size=64, max_objects=5, num_classes=3):
+    """A padded batch (image 1 without objects, padding after the real objects) and per-image predictions.
+
+    Returns:
+        dict of numpy arrays: boxes [B, n, 4], classes [B, n], mask [B, n], counts [B], pred_bboxes [B, L, 4]
+        (anchors moved towards random objects), pred_scores [B, L, C].
+    """
+    counts = rng.integers(1, max_objects + 1, batch)
+    counts[1] = 0
+    num = int(counts.max())
+    boxes = np.zeros((batch, num, 4), "float32")
+    classes = np.zeros((batch, num), "int64")
+    preds = np.repeat(anchors[None], batch, 0).astype("float32")
+    for b, c in enumerate(counts):
+        boxes[b, :c] = random_boxes(rng, c, image_size)
+        classes[b, :c] = rng.integers(0, num_classes, c)
+        if c:
+            target = boxes[b, rng.integers(0, c, len(anchors))]
+            mix = rng.uniform(0, 1, (len(anchors), 1))
+            preds[b] = anchors * (1 - mix) + target * mix
+    mask = (np.arange(num)[None] < counts[:, None])
+    scores = rng.uniform(0, 1, (batch, len(anchors), num_classes)).astype("float32")
+    return {"boxes": boxes, "classes": classes, "mask": mask, "counts": counts, "pred_bboxes": preds,
+            "pred_scores": scores}
+
+
+def assign_both_ways(assigner, anchors, num_anchors_list, case):
+    """(assign_batch's fields as numpy [B, L], per-image assign's fields stacked [B, L]) on a random_batch case."""
+    kwargs = {"num_anchors_list": num_anchors_list}
+    batched = assigner.assign_batch(t(anchors), t(case["boxes"]), t(case["mask"]), gt_class=t(case["classes"]),
+                                    pred_bboxes=t(case["pred_bboxes"]), pred_scores=t(case["pred_scores"]),
+                                    **kwargs)
+    single = []
+    for b, c in enumerate(case["counts"]):
+        out = assigner.assign(t(anchors), t(case["boxes"][b, :c]), gt_class=t(case["classes"][b, :c]),
+                              pred_bboxes=t(case["pred_bboxes"][b]), pred_scores=t(case["pred_scores"][b]), **kwargs)
+        single.append([f.numpy() for f in out])
+    return [f.numpy() for f in batched], [np.stack(f) for f in zip(*single)]

@@ -16,8 +16,9 @@ what the authors' code does, with A read from the anchors (the anchors sharing t
 ``topk_unit='anchors'`` takes ``topk`` anchors as MMDetection / PaddleDetection do.
 
 The rule itself is ``ppassign.assigners.ATSSAssigner`` (the drop-in for PaddleDetection's, tested against
-it), called through its public batched call with one image and one class; this class only turns its
-``mask_positive`` into RetinaNet's matches and labels. It needs ``num_anchors_list`` (ATSS picks candidates
+it), called through its public batched call (the whole padded batch, one class); this class only turns its
+``mask_positive`` into RetinaNet's matches and labels. Each call builds that ATSSAssigner for the anchors it is
+given (k x A candidates), so nothing is kept between calls. It needs ``num_anchors_list`` (ATSS picks candidates
 per level), which ``PPAssignRetinaHead`` passes; ppdet's own ``RetinaHead`` does not, so use this assigner
 with ``PPAssignRetinaHead``.
 """
@@ -67,27 +68,18 @@ class ATSSRetinaAssigner(RetinaAssigner):
             raise ValueError(f"topk_unit must be one of {TOPK_UNITS}, got {topk_unit!r}")
         self.topk_unit = topk_unit
         self.force_gt_matching = bool(force_gt_matching)
-        self._rules = {}         # anchors per location -> ATSSAssigner with topk x A
-        self._layouts = {}       # tuple(num_anchors_list) -> anchors per location
 
-    def _rule(self, anchors, num_anchors_list):
-        per_location = 1
-        if self.topk_unit == "locations":
-            key = tuple(num_anchors_list)
-            if key not in self._layouts:
-                self._layouts[key] = anchors_per_location(anchors, num_anchors_list)
-            per_location = self._layouts[key]
-        if per_location not in self._rules:
-            self._rules[per_location] = ATSSAssigner(topk=self.topk * per_location, num_classes=1,
-                                                     force_gt_matching=self.force_gt_matching,
-                                                     return_mask_positive=True)
-        return self._rules[per_location]
+    def rule(self, anchors, num_anchors_list):
+        """The ATSSAssigner this call uses: k anchors, or k x A with topk_unit='locations' (one host copy)."""
+        per_location = anchors_per_location(anchors, num_anchors_list) if self.topk_unit == "locations" else 1
+        return ATSSAssigner(topk=self.topk * per_location, num_classes=1, force_gt_matching=self.force_gt_matching,
+                            return_mask_positive=True)
 
-    def _assign(self, anchors, gt_bbox, gt_class, pred_bboxes, pred_scores, num_anchors_list):
-        num = gt_bbox.shape[0]
-        out = self._rule(anchors, num_anchors_list)(anchors, num_anchors_list, paddle.zeros([1, num, 1], "int32"),
-                                                    gt_bbox[None], paddle.ones([1, num, 1], "float32"), 1)
-        mask_positive = out[3][0]                                   # [n, L], one 1 per positive anchor
-        positive = mask_positive.sum(axis=0) > 0
-        matches = paddle.where(positive, mask_positive.argmax(axis=0), paddle.zeros([anchors.shape[0]], "int64"))
+    def _assign_batch(self, anchors, gt_bbox, valid, gt_class, pred_bboxes, pred_scores, num_anchors_list):
+        batch, num = gt_bbox.shape[:2]
+        out = self.rule(anchors, num_anchors_list)(anchors, num_anchors_list, paddle.zeros([batch, num, 1], "int32"),
+                                                   gt_bbox, valid.astype("float32")[..., None], 1)
+        mask_positive = out[3]                                      # [B, n, L], one 1 per positive anchor
+        positive = mask_positive.sum(axis=1) > 0
+        matches = paddle.where(positive, mask_positive.argmax(axis=1), paddle.zeros(positive.shape, "int64"))
         return hard_assignment(matches.astype("int64"), positive.astype("int32"))

@@ -15,7 +15,7 @@ the same detector, only the assignment differs.
 import numpy as np
 import paddle
 
-from ..ops.geometry import box_centers
+from ..ops.geometry import box_centers, points_inside_boxes
 from .retina_base import RetinaAssigner, check_fraction, hard_assignment
 
 # FCOS's ranges for P3-P7 (FCOS Sec. 3.2): m2..m6 = 0, 64, 128, 256, 512, inf.
@@ -26,37 +26,38 @@ def fcos_candidates(points, gt_bbox, strides, lower, upper, radius):
     """FCOS's spatial and scale constraint.
 
     Args:
-        points (Tensor[L, 2]): location of every anchor; gt_bbox (Tensor[n, 4]).
+        points (Tensor[L, 2]): location of every anchor; gt_bbox (Tensor[B, n, 4]).
         strides, lower, upper (Tensor[L]): the level's stride and size range of every anchor.
         radius (float): centre-sampling radius in strides (0: the whole box).
     Returns:
-        Tensor[n, L] bool.
+        Tensor[B, n, L] bool.
     """
-    x, y = points[None, :, 0], points[None, :, 1]
-    x1, y1, x2, y2 = (gt_bbox[:, i:i + 1] for i in range(4))
+    boxes = gt_bbox[:, :, None, :]                                                    # [B, n, 1, 4]
     if radius > 0:
-        centres = box_centers(gt_bbox)
-        reach = radius * strides[None, :]
-        cx, cy = centres[:, 0:1], centres[:, 1:2]
-        inside = ((x - paddle.maximum(cx - reach, x1) > 0) & (y - paddle.maximum(cy - reach, y1) > 0)
-                  & (paddle.minimum(cx + reach, x2) - x > 0) & (paddle.minimum(cy + reach, y2) - y > 0))
+        centres = box_centers(boxes)
+        reach = (radius * strides)[:, None]                                           # [L, 1]
+        region = paddle.concat([paddle.maximum(centres - reach, boxes[..., :2]),
+                                paddle.minimum(centres + reach, boxes[..., 2:])], axis=-1)   # [B, n, L, 4]
     else:
-        inside = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0)
-    largest = paddle.maximum(paddle.maximum(x - x1, y - y1), paddle.maximum(x2 - x, y2 - y))
-    return inside & (largest > lower[None, :]) & (largest < upper[None, :])
+        region = boxes
+    inside = points_inside_boxes(points, region, eps=0.0)
+    x, y = points[:, 0], points[:, 1]
+    largest = paddle.maximum(paddle.maximum(x - boxes[..., 0], y - boxes[..., 1]),
+                             paddle.maximum(boxes[..., 2] - x, boxes[..., 3] - y))  # [B, n, L]
+    return inside & (largest > lower) & (largest < upper)
 
 
 def smallest_object(candidates, gt_bbox):
     """Each location's smallest candidate object.
 
     Args:
-        candidates (Tensor[n, L] bool), gt_bbox (Tensor[n, 4]).
+        candidates (Tensor[B, n, L] bool), gt_bbox (Tensor[B, n, 4]).
     Returns:
-        (matches Tensor[L] int64, positive Tensor[L] bool).
+        (matches Tensor[B, L] int64, positive Tensor[B, L] bool).
     """
-    area = ((gt_bbox[:, 2] - gt_bbox[:, 0]) * (gt_bbox[:, 3] - gt_bbox[:, 1]))[:, None]
+    area = ((gt_bbox[..., 2] - gt_bbox[..., 0]) * (gt_bbox[..., 3] - gt_bbox[..., 1]))[..., None]
     masked = paddle.where(candidates, area.expand(candidates.shape), paddle.full(candidates.shape, np.inf))
-    return masked.argmin(axis=0), candidates.any(axis=0)
+    return masked.argmin(axis=1), candidates.any(axis=1)
 
 
 class FCOSRuleAssigner(RetinaAssigner):
@@ -84,16 +85,9 @@ class FCOSRuleAssigner(RetinaAssigner):
                              f"({len(self.strides)}), got {object_sizes_of_interest!r}")
         self.sizes = sizes
         self.center_sampling_radius = check_fraction("center_sampling_radius", center_sampling_radius, 0, 1e6)
-        self._cache = {}
 
-    def _per_anchor(self, num_anchors_list):
-        """Stride, lower and upper size bound of every anchor (Tensor[L] each), built once per anchor layout."""
-        key = tuple(num_anchors_list)
-        if key not in self._cache:
-            self._cache = {key: self._build_per_anchor(num_anchors_list)}
-        return self._cache[key]
-
-    def _build_per_anchor(self, num_anchors_list):
+    def per_anchor(self, num_anchors_list):
+        """Stride, lower and upper size bound of every anchor (Tensor[L] each), from the level sizes."""
         if len(num_anchors_list) != len(self.strides):
             raise ValueError(f"num_anchors_list has {len(num_anchors_list)} levels but strides "
                              f"{len(self.strides)}")
@@ -102,9 +96,9 @@ class FCOSRuleAssigner(RetinaAssigner):
         return (per(self.strides), per([s[0] for s in self.sizes]),
                 per([s[1] for s in self.sizes]))
 
-    def _assign(self, anchors, gt_bbox, gt_class, pred_bboxes, pred_scores, num_anchors_list):
-        strides, lower, upper = self._per_anchor(num_anchors_list)
+    def _assign_batch(self, anchors, gt_bbox, valid, gt_class, pred_bboxes, pred_scores, num_anchors_list):
+        strides, lower, upper = self.per_anchor(num_anchors_list)
         candidates = fcos_candidates(box_centers(anchors), gt_bbox, strides, lower, upper,
-                                     self.center_sampling_radius)
+                                     self.center_sampling_radius) & valid[..., None]
         matches, positive = smallest_object(candidates, gt_bbox)
         return hard_assignment(matches, positive.astype("int32"))

@@ -7,8 +7,11 @@ ignored in between. With ``allow_low_quality`` each object's best anchor(s) -- e
 equals its highest IoU, if that is > 0 -- are made positive too (still matched to their own best object),
 so that no object is left without a positive.
 
-Same constructor, call and outputs as ``ppdet.modeling.assigners.MaxIoUAssigner`` (tested against it);
-``PPAssignRetinaHead`` also reads the full :class:`~ppassign.assigners.retina_base.RetinaAssignment`.
+Same constructor, call and outputs as ``ppdet.modeling.assigners.MaxIoUAssigner`` (tested against it: the same
+labels, and the same object wherever an anchor overlaps one; an anchor tied between objects goes to the first,
+where ppdet's ``topk`` choice among tied values depends on the rest of the row and the device);
+``PPAssignRetinaHead`` calls ``assign_batch`` (the whole padded batch at once) and reads the full
+:class:`~ppassign.assigners.retina_base.RetinaAssignment`.
 """
 import paddle
 
@@ -16,22 +19,22 @@ from .retina_base import RetinaAssigner, check_fraction, hard_assignment, pairwi
 
 
 def max_iou_labels(iou, positive_overlap, negative_overlap, allow_low_quality):
-    """The max-IoU rule on an IoU matrix.
+    """The max-IoU rule on an IoU matrix (padded objects' rows at PADDED_IOU, below every real IoU).
 
     Args:
-        iou (Tensor[n, L]) with n >= 1; thresholds (float); allow_low_quality (bool).
+        iou (Tensor[B, n, L]) with n >= 1; thresholds (float); allow_low_quality (bool).
     Returns:
-        (matches Tensor[L] int64, labels Tensor[L] int32 in {1, 0, -1}).
+        (matches Tensor[B, L] int64, labels Tensor[B, L] int32 in {1, 0, -1}).
     """
-    # topk (k=1) like ppdet's label_box, so that an anchor tied between objects goes to the same one.
-    best, matches = paddle.topk(iou, k=1, axis=0)
-    best, matches = best.flatten(), matches.flatten()
+    # ties to the first object (argmax). ppdet's label_box takes topk(k=1), whose choice among tied entries
+    # depends on the rest of the row on Paddle's CPU kernel (so on the padding of a batch) and on the device.
+    best, matches = iou.max(axis=1), iou.argmax(axis=1)
     labels = paddle.full(best.shape, -1, "int32")
     labels = paddle.where(best < negative_overlap, paddle.zeros_like(labels), labels)
     labels = paddle.where(best >= positive_overlap, paddle.ones_like(labels), labels)
     if allow_low_quality:
-        best_of_object = iou.max(axis=1, keepdim=True)
-        is_best = ((iou > 0) & (iou == best_of_object)).any(axis=0)
+        best_of_object = iou.max(axis=2, keepdim=True)
+        is_best = ((iou > 0) & (iou == best_of_object)).any(axis=1)
         labels = paddle.where(is_best, paddle.ones_like(labels), labels)
     return matches.astype("int64"), labels
 
@@ -53,7 +56,7 @@ class MaxIoUAssigner(RetinaAssigner):
                              f"({positive_overlap})")
         self.allow_low_quality = bool(allow_low_quality)
 
-    def _assign(self, anchors, gt_bbox, gt_class, pred_bboxes, pred_scores, num_anchors_list):
-        matches, labels = max_iou_labels(pairwise_iou(gt_bbox, anchors), self.positive_overlap,
+    def _assign_batch(self, anchors, gt_bbox, valid, gt_class, pred_bboxes, pred_scores, num_anchors_list):
+        matches, labels = max_iou_labels(pairwise_iou(gt_bbox, anchors, valid), self.positive_overlap,
                                          self.negative_overlap, self.allow_low_quality)
         return hard_assignment(matches, labels)

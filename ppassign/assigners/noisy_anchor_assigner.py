@@ -10,14 +10,18 @@ paper's first author whose README reports the paper's RetinaNet results; ``detec
    negative (no ignore band);
 2. per candidate, detached: ``loc`` = IoU of its *regressed* box with its object, ``cls`` = its sigmoid score
    of the object's class;
-3. soft target (``normalize=True``, the code): ``s = alpha * loc / mean(loc) + (1 - alpha) * cls / mean(cls)``
-   (means over the image's candidates), then mapped linearly onto ``[mean(loc), 1]`` (min -> mean(loc),
-   max -> 1; the code's comment: more stable than ``[0, 1]``);
+3. soft target (``normalize=True``, the code): ``s = alpha * loc / mean(loc) + (1 - alpha) * cls / mean(cls)``,
+   then mapped linearly onto ``[mean(loc), 1]`` (min -> mean(loc), max -> 1; the code's comment: more stable
+   than ``[0, 1]``). The means (and min / max) are over the image's concatenated top-N lists (``topN_inds``),
+   so an anchor in the top N of two objects counts twice, as in the code;
 4. re-weighting factor ``r = alpha * f(loc) / mean(f(loc)) + (1 - alpha) * f(cls) / mean(f(cls))`` with
    ``f(x) = 1 / (1 - x)`` (the code has no exponent; ``gamma`` here raises ``r`` to a power, 1 = the code).
    ``r`` multiplies the candidate's focal and smooth-L1 losses (negatives: weight 1), and each of the two
    losses is then rescaled so that its value equals the un-weighted loss (``sum(L) / sum(r * L)``, detached):
-   the head does this for assigners with ``preserve_loss_scale = True`` (see ``PPAssignRetinaHead``).
+   the head does this for assigners with ``preserve_loss_scale = True`` (see ``PPAssignRetinaHead``);
+5. the classification loss of the soft targets is the code's ``soft_sigmoid_focal_loss``
+   (``-alpha s (1 - p)^gamma log p - (1 - alpha) (1 - s) p^gamma log(1 - p)``), not the focal loss of a soft
+   label: the head uses it for assigners with ``soft_focal_loss = True``.
 
 ``normalize=False`` gives the formulas as the paper's text writes them, as quoted by a secondary summary
 (zhengzhijie's reading note, see docs/retinanet.md; we did not read the paper's text itself):
@@ -26,8 +30,13 @@ f(cls)) ** gamma``, without the per-image normalisations the code adds.
 
 Constants: ``alpha = 0.75`` and ``topk_candidates = 30`` are the values in all three of the authors' configs
 (``configs/COCO-Detection-NoisyAnchor/*.yaml``; their ``defaults.py`` has ``TOPN = 50``, overridden by every
-config). The same configs also set the focal loss alpha to 0.5 (RetinaNet: 0.25): that is a loss setting,
-not part of this assigner. The paper's own value of gamma is not verified.
+config). The same configs set the focal loss to alpha 0.5, gamma 2 (RetinaNet: 0.25, 2): a loss setting, which
+ppassign's noisy-anchor configs follow (``FocalLoss.alpha: 0.5``).
+
+Not followed, being settings of the detector rather than of the method: the code's loss normaliser is
+Detectron2 RetinaNet's moving average of the number of positives (here: the batch's count, as ppdet's
+RetinaHead), its smooth-L1 beta is Detectron2's 0.1 (here: the config's loss). Not verified: the paper's own
+text, hence its value of gamma and whether its means run over candidates or over the top-N lists.
 
 Where the survey and the paper differ: the label-assignment survey summarises cleanliness as the *product* of
 the regressed IoU and the score, used as the classification label and as the regression weight; the paper
@@ -41,66 +50,76 @@ import paddle
 
 from ..ops.geometry import aligned_iou
 from .retina_base import RetinaAssigner, RetinaAssignment, check_count, check_fraction, matched_rows, pairwise_iou
-from .retina_base import rows_to_mask, top_indices
+from .retina_base import rows_to_counts, top_indices
 
 COMBINES = ("sum", "product")
 EPS = 1e-6
 
 
-def union_candidates(iou, topk):
+def union_candidates(iou, valid, topk):
     """Every object's top-k anchors by IoU (no floor), each candidate to its highest-IoU object.
 
     Args:
-        iou (Tensor[n, L]) with n >= 1, topk (int).
+        iou (Tensor[B, n, L]) with n >= 1 (padded objects' rows at PADDED_IOU), valid (Tensor[B, n] bool),
+        topk (int).
     Returns:
-        (matches Tensor[L] int64: argmax IoU over all objects, 0 off the candidates; positive Tensor[L] bool).
+        (matches Tensor[B, L] int64: argmax IoU over all objects, 0 off the candidates;
+         picks Tensor[B, L] float: how many objects took the anchor among their top k; > 0 on candidates).
     """
-    k = min(topk, iou.shape[1])
+    k = min(topk, iou.shape[-1])
     idx = top_indices(iou, k)
-    positive = rows_to_mask(idx, paddle.ones(idx.shape, "bool"), iou.shape[1]).any(axis=0)
-    return paddle.where(positive, iou.argmax(axis=0).astype("int64"), paddle.zeros_like(positive, "int64")), positive
+    picks = rows_to_counts(idx, valid[..., None].expand(idx.shape), iou.shape[-1]).sum(axis=1)
+    return paddle.where(picks > 0, iou.argmax(axis=1), paddle.zeros(picks.shape, "int64")), picks
 
 
-def _mean(values, positive):
-    """Mean of values over the positives (Tensor[L], Tensor[L] float 0/1) -> Tensor[]."""
-    return (values * positive).sum() / positive.sum().clip(min=1.0)
+def _mean(values, picks):
+    """Mean of values over each image's candidates, each counted once per object that picked it (the authors'
+    code averages over the concatenated top-N lists).
+
+    Args:
+        values, picks (Tensor[B, L]).
+    Returns:
+        Tensor[B, 1].
+    """
+    return (values * picks).sum(axis=1, keepdim=True) / picks.sum(axis=1, keepdim=True).clip(min=1.0)
 
 
-def soft_targets(loc, cls, positive, alpha, normalize=True, combine="sum"):
+def soft_targets(loc, cls, picks, alpha, normalize=True, combine="sum"):
     """Classification targets of the candidates (0 elsewhere).
 
     Args:
-        loc, cls (Tensor[L]): regressed IoU and score; positive (Tensor[L] float 0/1): the candidates.
+        loc, cls (Tensor[B, L]): regressed IoU and score; picks (Tensor[B, L]): see union_candidates.
     Returns:
-        Tensor[L].
+        Tensor[B, L].
     """
+    positive = (picks > 0).astype(loc.dtype)
     if combine == "product":
         return loc * cls * positive
     if not normalize:
         return (alpha * loc + (1 - alpha) * cls) * positive
-    loc_mean = _mean(loc, positive)
-    mixed = alpha * loc / loc_mean.clip(min=EPS) + (1 - alpha) * cls / _mean(cls, positive).clip(min=EPS)
+    loc_mean = _mean(loc, picks)
+    mixed = alpha * loc / loc_mean.clip(min=EPS) + (1 - alpha) * cls / _mean(cls, picks).clip(min=EPS)
     big = paddle.full_like(mixed, 3.0e38)
-    low = paddle.where(positive > 0, mixed, big).min()
-    high = paddle.where(positive > 0, mixed, -big).max()
+    low = paddle.where(positive > 0, mixed, big).min(axis=1, keepdim=True)
+    high = paddle.where(positive > 0, mixed, -big).max(axis=1, keepdim=True)
     span = high - low
     scale = paddle.where(span > 0, (1.0 - loc_mean) / span.clip(min=EPS), paddle.zeros_like(span))
     return (loc_mean + (mixed - low) * scale) * positive
 
 
-def reweighting(loc, cls, positive, alpha, gamma, normalize=True):
+def reweighting(loc, cls, picks, alpha, gamma, normalize=True):
     """Re-weighting factors of the candidates (0 elsewhere), f(x) = 1 / (1 - x).
 
     Args:
-        loc, cls (Tensor[L]); positive (Tensor[L] float 0/1).
+        loc, cls, picks (Tensor[B, L]).
     Returns:
-        Tensor[L].
+        Tensor[B, L].
     """
     f_loc, f_cls = 1.0 / (1.0 - loc).clip(min=EPS), 1.0 / (1.0 - cls).clip(min=EPS)
     if normalize:
-        f_loc = f_loc / _mean(f_loc, positive).clip(min=EPS)
-        f_cls = f_cls / _mean(f_cls, positive).clip(min=EPS)
-    return (alpha * f_loc + (1 - alpha) * f_cls) ** gamma * positive
+        f_loc = f_loc / _mean(f_loc, picks).clip(min=EPS)
+        f_cls = f_cls / _mean(f_cls, picks).clip(min=EPS)
+    return (alpha * f_loc + (1 - alpha) * f_cls) ** gamma * (picks > 0).astype(loc.dtype)
 
 
 class NoisyAnchorAssigner(RetinaAssigner):
@@ -115,6 +134,7 @@ class NoisyAnchorAssigner(RetinaAssigner):
     """
     needs = ("gt_class", "pred_bboxes", "pred_scores")
     preserve_loss_scale = True
+    soft_focal_loss = True
 
     def __init__(self, topk_candidates=30, alpha=0.75, gamma=1.0, normalize=True, combine="sum"):
         self.topk_candidates = check_count("topk_candidates", topk_candidates)
@@ -127,11 +147,15 @@ class NoisyAnchorAssigner(RetinaAssigner):
             raise ValueError(f"combine must be one of {COMBINES}, got {combine!r}")
         self.combine = combine
 
-    def _assign(self, anchors, gt_bbox, gt_class, pred_bboxes, pred_scores, num_anchors_list):
-        matches, positive = union_candidates(pairwise_iou(gt_bbox, anchors), self.topk_candidates)
-        pos = positive.astype("float32")
+    def _assign_batch(self, anchors, gt_bbox, valid, gt_class, pred_bboxes, pred_scores, num_anchors_list):
+        # 1. candidates
+        matches, picks = union_candidates(pairwise_iou(gt_bbox, anchors, valid), valid,
+                                          self.topk_candidates)
+        pos = (picks > 0).astype("float32")
+        # 2. cleanliness: regressed IoU and score of the matched object's class
         loc = aligned_iou(pred_bboxes, matched_rows(gt_bbox, matches)) * pos
-        cls = pred_scores.take_along_axis(matched_rows(gt_class, matches)[:, None], axis=1)[:, 0] * pos
-        target = soft_targets(loc, cls, pos, self.alpha, self.normalize, self.combine)
-        weight = reweighting(loc, cls, pos, self.alpha, self.gamma, self.normalize)
-        return RetinaAssignment(matches, positive.astype("int32"), target, weight + (1 - pos), weight)
+        cls = pred_scores.take_along_axis(matched_rows(gt_class, matches)[..., None], axis=2)[..., 0] * pos
+        # 3. soft targets, 4. re-weighting factors
+        target = soft_targets(loc, cls, picks, self.alpha, self.normalize, self.combine)
+        weight = reweighting(loc, cls, picks, self.alpha, self.gamma, self.normalize)
+        return RetinaAssignment(matches, pos.astype("int32"), target, weight + (1 - pos), weight)

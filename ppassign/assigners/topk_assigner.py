@@ -20,13 +20,13 @@ def topk_candidates(iou, topk, min_iou=0.0):
     """Each object's top-k anchors with IoU > min_iou, conflicts to the highest IoU.
 
     Args:
-        iou (Tensor[n, L]) with n >= 1, topk (int), min_iou (float).
+        iou (Tensor[B, n, L]) with n >= 1 (padded objects at PADDED_IOU: never taken), topk (int), min_iou (float).
     Returns:
-        (matches Tensor[L] int64, positive Tensor[L] bool).
+        (matches Tensor[B, L] int64, positive Tensor[B, L] bool).
     """
-    k = min(topk, iou.shape[1])
+    k = min(topk, iou.shape[-1])
     idx = top_indices(iou, k)
-    chosen = rows_to_mask(idx, iou.take_along_axis(idx, axis=1) > min_iou, iou.shape[1])
+    chosen = rows_to_mask(idx, iou.take_along_axis(idx, axis=-1) > min_iou, iou.shape[-1])
     return resolve_to_best(chosen, iou)
 
 
@@ -42,6 +42,6 @@ class TopKAssigner(RetinaAssigner):
         self.topk = check_count("topk", topk)
         self.min_iou = check_fraction("min_iou", min_iou)
 
-    def _assign(self, anchors, gt_bbox, gt_class, pred_bboxes, pred_scores, num_anchors_list):
-        matches, positive = topk_candidates(pairwise_iou(gt_bbox, anchors), self.topk, self.min_iou)
+    def _assign_batch(self, anchors, gt_bbox, valid, gt_class, pred_bboxes, pred_scores, num_anchors_list):
+        matches, positive = topk_candidates(pairwise_iou(gt_bbox, anchors, valid), self.topk, self.min_iou)
         return hard_assignment(matches, positive.astype("int32"))

@@ -5,7 +5,7 @@ import pytest
 
 import ppassign  # noqa: F401
 from ppassign.assigners import NoisyAnchorAssigner
-from retina_cases import np_noisy, random_boxes, retina_anchors, t
+from retina_cases import assign_both_ways, np_iou, np_noisy, random_batch, random_boxes, retina_anchors, t
 
 
 def run(assigner, gt, classes, anchors, boxes, scores):
@@ -75,8 +75,29 @@ def test_matches_numpy_reference_on_random_images(seed):
         np.testing.assert_array_equal(got[0], ref[0])
         for a, b in zip(got[2:], ref[2:]):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-        if normalize:   # the code's factors average 1 over the candidates
-            np.testing.assert_allclose(got[4][ref[1]].mean(), 1.0, rtol=1e-4)
+        if normalize:   # the code's factors average 1 over the concatenated top-k lists
+            picks = _picks(gt, anchors, 12)
+            np.testing.assert_allclose((got[4] * picks).sum() / picks.sum(), 1.0, rtol=1e-4)
+
+
+def _picks(gt, anchors, k):
+    """How many objects take each anchor among their k of highest IoU."""
+    iou = np_iou(gt, anchors)
+    picks = np.zeros(len(anchors))
+    for row in iou:
+        picks[sorted(range(len(anchors)), key=lambda j: (-row[j], j))[:k]] += 1
+    return picks
+
+
+def test_statistics_count_an_anchor_once_per_object_that_took_it():
+    # top-2: object 0 takes anchors 0, 1 (IoU 1, 0.5); object 1 takes anchors 2, 0 (IoU 1, 0.5): anchor 0 twice
+    anchors = np.array([[0, 0, 10, 10], [0, 0, 10, 5], [0, 0, 10, 20]], "float32")
+    gt = np.array([[0, 0, 10, 10], [0, 0, 10, 20]], "float32")
+    boxes = np.array([[0, 0, 10, 9], [0, 0, 10, 5], [0, 0, 10, 10]], "float32")   # loc 0.9, 0.5, 0.5
+    scores = np.full((3, 1), 0.5, "float32")
+    got = run(NoisyAnchorAssigner(topk_candidates=2, alpha=1.0), gt, [0, 0], anchors, boxes, scores)
+    # mean(loc) over the lists [0, 1 | 0, 2] = (0.9 + 0.5 + 0.9 + 0.5) / 4 = 0.7 (over the union: 0.633)
+    np.testing.assert_allclose(got[2], [1.0, 0.7, 0.7], atol=1e-5)
 
 
 def test_no_objects_and_missing_predictions():
@@ -100,3 +121,13 @@ def test_bad_inputs_raise():
     for kwargs in ({"alpha": 1.5}, {"combine": "mean"}, {"topk_candidates": 0}, {"normalize": "yes"}):
         with pytest.raises(ValueError):
             NoisyAnchorAssigner(**kwargs)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_assign_batch_equals_per_image_assign(seed):
+    anchors, counts = retina_anchors(64, scales=(4.0, 6.35))
+    case = random_batch(np.random.default_rng(seed), anchors, image_size=64)
+    batched, single = assign_both_ways(NoisyAnchorAssigner(topk_candidates=12), anchors, counts, case)
+    for name, got, ref in zip(("matches", "labels", "cls_targets", "cls_weights", "reg_weights"), batched, single):
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert (batched[1][1] == 0).all() and (batched[0][1] == 0).all()     # image 1 has no object
