@@ -18,7 +18,7 @@ from .assigners import (ATSSAssigner, ATSSRetinaAssigner, DynamicSoftLabelAssign
                         HAMBoxAssigner, MaxIoUAssigner, NoisyAnchorAssigner, SimOTAAssigner, TaskAlignedAssigner,
                         TopKAssigner)
 from .data import SyntheticCOCODataSet
-from .heads import AutoAssignHead, DWHead, PPAssignRetinaHead
+from .heads import AutoAssignHead, DWHead, PPAssignFCOSHead, PPAssignRetinaHead
 
 # YAML name -> class: every module ppassign adds to ppdet's workspace.
 MODULES = {
@@ -35,6 +35,7 @@ MODULES = {
     "AutoAssignHead": AutoAssignHead,
     "DWHead": DWHead,
     "PPAssignRetinaHead": PPAssignRetinaHead,
+    "PPAssignFCOSHead": PPAssignFCOSHead,
     "SyntheticCOCODataSet": SyntheticCOCODataSet,
 }
 # ppdet YAML name -> the ppassign class that can stand in for it (same call, same outputs), for the opt-in.

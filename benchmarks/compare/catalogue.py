@@ -33,6 +33,9 @@ for _key, _name in RETINA_ASSIGNERS.items():
 for _key, _name in RETINA_ASSIGNERS.items():
     _METHODS[f"retina9_{_key}"] = (f"retina9_{_key}.yml", f"RetinaNet A=9, {_name}",
                                    f"RetinaNet, nine anchors per location, {_name} assigner")
+# ppdet's FCOSHead with another rule choosing its positives (PPAssignFCOSHead): the ATSS paper's crossing.
+_METHODS["fcos_atss"] = ("fcos_atss.yml", "FCOS (ppdet FCOSHead) with ATSS",
+                         "PaddleDetection's FCOSHead with ATSS on one virtual anchor per point (ATSS paper)")
 
 # The variants (benchmarks/configs/variants/<name>.yml): name -> (group, label in the tables = what it changes).
 VARIANTS = {
