@@ -12,9 +12,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-c", "--config", required=True, help="ppdet YAML config")
     parser.add_argument("-o", "--opt", nargs="*", default=[], help="config overrides key=value, e.g. weights=...")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print everything Paddle, ppdet and pycocotools print (default: known noise dropped)")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse_args()
-    sys.exit(common.main(evaluate.evaluate, config=args.config, overrides=args.opt))
+    sys.exit(common.main(evaluate.evaluate, verbose=args.verbose, config=args.config, overrides=args.opt))

@@ -15,9 +15,12 @@ def parse_args(argv=None):
     parser.add_argument("-o", "--opt", nargs="*", default=[], help="config overrides key=value, e.g. weights=...")
     parser.add_argument("--output_dir", default="output_inference",
                         help="the model goes to <output_dir>/<config name>/")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print everything Paddle, ppdet and pycocotools print (default: known noise dropped)")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse_args()
-    sys.exit(common.main(export.export, config=args.config, overrides=args.opt, output_dir=args.output_dir))
+    sys.exit(common.main(export.export, verbose=args.verbose, config=args.config, overrides=args.opt,
+                         output_dir=args.output_dir))

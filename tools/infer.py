@@ -22,11 +22,13 @@ def parse_args(argv=None):
                              "or output/infer/<model_dir name>/)")
     parser.add_argument("--draw_threshold", type=float, default=predict.DRAW_THRESHOLD,
                         help="lowest score drawn and written")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print everything Paddle, ppdet and pycocotools print (default: known noise dropped)")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse_args()
-    sys.exit(common.main(predict.infer, config=args.config, overrides=args.opt, model_dir=args.model_dir,
-                         infer_img=args.infer_img, infer_dir=args.infer_dir, output_dir=args.output_dir,
-                         draw_threshold=args.draw_threshold))
+    sys.exit(common.main(predict.infer, verbose=args.verbose, config=args.config, overrides=args.opt,
+                         model_dir=args.model_dir, infer_img=args.infer_img, infer_dir=args.infer_dir,
+                         output_dir=args.output_dir, draw_threshold=args.draw_threshold))

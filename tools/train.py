@@ -25,12 +25,14 @@ def parse_args(argv=None):
                         help="random seed for Paddle / numpy / random (default: the config's seed key, if any)")
     parser.add_argument("--override_ppdet_assigners", action="store_true",
                         help="make YAML names ATSSAssigner / TaskAlignedAssigner build ppassign's assigners")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print everything Paddle, ppdet and pycocotools print (default: known noise dropped)")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse_args()
-    sys.exit(common.main(train.train, config=args.config, overrides=args.opt, eval=args.eval,
+    sys.exit(common.main(train.train, verbose=args.verbose, config=args.config, overrides=args.opt, eval=args.eval,
                          resume=args.resume, amp=args.amp, use_vdl=args.use_vdl, vdl_log_dir=args.vdl_log_dir,
                          output_dir=args.output_dir, override_ppdet_assigners=args.override_ppdet_assigners,
                          seed=args.seed, epochs=args.epochs))

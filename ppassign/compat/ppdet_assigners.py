@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import paddle
 
+from . import quiet
 from .applied import once
 
 NUM_ANCHORS = 4     # one level of 4 anchors: enough for topk=2 and one ground-truth box
@@ -57,7 +58,9 @@ def _call_tal(forward, num_gt, label_dtype):
 def probe(call, forward):
     """AssignerBehaviour of an assigner `forward`, run through `call(forward, num_gt, label_dtype)`."""
     try:
-        num_outputs = len(call(forward, 1, "int32"))
+        # Paddle warns (once per operator and process) before it raises: the probe's own noise, dropped
+        with quiet.without_native_stderr_lines((quiet.TYPE_PROMOTION,)):
+            num_outputs = len(call(forward, 1, "int32"))
         needs_int64 = False
     except Exception:  # Paddle 3's type-promotion error (its class differs between Paddle versions)
         needs_int64 = True

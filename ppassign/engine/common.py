@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 from ppdet.engine.callbacks import Callback
 
-from ..compat import DataLoadingError, checkpoint_dir
+from ..compat import DataLoadingError, checkpoint_dir, quiet
 
 logger = logging.getLogger("ppassign")
 
@@ -203,10 +203,16 @@ def make_trainer(cfg, mode):
         raise PipelineError(f"cannot set up {mode} from the config: {first_line(e)}") from None
 
 
-def main(function, **kwargs):
-    """Run a pipeline function for a tool: PipelineError -> one line on stderr, exit status 2."""
+def main(function, verbose=False, **kwargs):
+    """Run a pipeline function for a tool: PipelineError -> one line on stderr, exit status 2.
+
+    Known noise is dropped (`compat.quiet.quiet_run`) unless `verbose`.
+    """
+    if verbose:
+        quiet.set_verbose(True)
     try:
-        function(**kwargs)
+        with quiet.quiet_run():
+            function(**kwargs)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -33,7 +33,8 @@ def export(config, overrides=(), weights=None, output_dir="output_inference"):
     paddle.set_device("cpu")
     trainer = make_trainer(cfg, "test")
     load_weights_strict(trainer.model, weights)
-    trainer.export(output_dir)
+    with compat.quiet.without_native_stderr_lines((compat.quiet.PIR_OUT_TENSOR,)):
+        trainer.export(output_dir)
     save_dir = os.path.join(output_dir, cfg.filename)
     if not any(os.path.isfile(os.path.join(save_dir, f)) for f in compat.INFERENCE_PROGRAM_FILES):
         raise PipelineError(f"export wrote no program file to {save_dir}")

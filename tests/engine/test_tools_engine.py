@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import ppassign  # noqa: F401
+from ppassign.compat import quiet
 from ppassign.engine import config, evaluate, export, predict
 from ppassign.engine.common import PipelineError
 
@@ -49,6 +50,43 @@ def test_train_writes_weights_and_prints_final_coco_metrics(trained):
     assert os.path.isfile(weights + ".pdparams")
     assert "final COCO bbox mAP(0.50:0.95) = " in log and "AP50 = " in log
     assert "eta:" in log  # progress line with ETA
+
+
+def noise_in(text):
+    """The known noise lines (compat.quiet) found in a tool's output."""
+    return [line for line in text.splitlines() if quiet.TYPE_PROMOTION in line or quiet.PIR_OUT_TENSOR in line
+            or line.startswith(quiet.PYCOCOTOOLS_LINES)
+            or any(p in line for prefixes in quiet.PPDET_LOG_LINES.values() for p in prefixes)]
+
+
+@pytest.mark.slow
+def test_train_prints_one_line_per_evaluation_and_no_known_noise(trained):
+    log = trained[3]
+    assert noise_in(log) == []
+    evals = [line for line in log.splitlines() if line.startswith("ppassign: eval after epoch ")]
+    assert len(evals) == 1 and evals[0].startswith("ppassign: eval after epoch 1/1 (4 images): COCO bbox mAP")
+
+
+@pytest.mark.slow
+def test_export_tool_prints_no_pir_or_type_promotion_warning(trained):
+    work, overrides, weights, _ = trained
+    proc = run_tool("export_model.py", "-c", CONFIG, "--output_dir", str(work / "inference_tool"), "-o", *overrides,
+                    f"weights={weights}", cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert noise_in(proc.stdout + proc.stderr) == []
+    assert "ppassign: exported inference model to" in proc.stdout
+
+
+@pytest.mark.slow
+def test_verbose_brings_back_what_the_tools_drop(trained):
+    work, overrides, weights, _ = trained
+    proc = run_tool("eval.py", "-c", CONFIG, "--verbose", "-o", *overrides, f"weights={weights}", cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "loading annotations into memory..." in proc.stdout and " Average Precision  (AP) @[" in proc.stdout
+    assert "Total sample number: " in proc.stdout
+    quiet_proc = run_tool("eval.py", "-c", CONFIG, "-o", *overrides, f"weights={weights}", cwd=work)
+    assert noise_in(quiet_proc.stdout + quiet_proc.stderr) == []
+    assert quiet_proc.stdout.strip().splitlines()[-1].startswith("ppassign: COCO bbox mAP(0.50:0.95) = ")
 
 
 @pytest.mark.slow
