@@ -134,6 +134,7 @@ def test_infer_from_weights_and_from_exported_model_write_images_and_json(traine
         assert len(detections[0]["bbox"]) == 4
 
 
+@pytest.mark.slow
 def test_infer_writes_to_output_infer_by_name_by_default_with_boxes_inside_the_image(trained, monkeypatch):
     work, overrides, weights, _ = trained
     model_dir = os.path.join(work, "inference", "quickstart_tal")
