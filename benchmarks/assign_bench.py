@@ -31,11 +31,13 @@ FEW_GTS = (2, 8)
 BATCHES = (1, 8, 32)
 EARLY_GTS = (100, 300)
 CASE_GROUPS = ("dense", "early", "few")
-ASSIGNERS = ("atss", "tal")
+ASSIGNERS = ("atss", "tal", "simota")
 IMPLS = ("ppassign", "ppdet")
 # Rough bytes per (image, GT, anchor) that ppdet's assigners keep alive at their peak: the [B, n, k, L] float
 # one-hot (k = 9 per level for ATSS, 13 for TAL) dominates. Used only to skip a case that cannot fit.
-PPDET_BYTES_PER_PAIR = {"atss": 4 * (9 + 12), "tal": 4 * (13 + 12)}
+PPDET_BYTES_PER_PAIR = {"atss": 4 * (9 + 12), "tal": 4 * (13 + 12), "simota": 4 * 4 * NUM_CLASSES}
+# SimOTA is called image by image (YOLOX's head loops over the batch): its peak is one image's, not the batch's.
+PER_IMAGE = ("simota",)
 
 
 def make_inputs(batch, num_gts, image_size=IMAGE_SIZE, strides=STRIDES, num_classes=NUM_CLASSES, seed=0,
@@ -112,6 +114,7 @@ def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, prediction
     from benchmarks.profiling import profile_call
     from ppdet.modeling.assigners.atss_assigner import ATSSAssigner as PpdetATSS
     from ppdet.modeling.assigners.task_aligned_assigner import TaskAlignedAssigner as PpdetTAL
+    from ppdet.modeling.assigners.simota_assigner import SimOTAAssigner as PpdetSimOTA
 
     gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     paddle.set_device("gpu" if gpu else "cpu")
@@ -121,6 +124,16 @@ def run_case(assigner, impl, num_gts, repeats, out_path, batch=BATCH, prediction
         layer = (ppassign.ATSSAssigner if impl == "ppassign" else PpdetATSS)(topk=9, num_classes=NUM_CLASSES)
         call = lambda: layer(t["anchors"], data["counts"], t["labels"], t["boxes"], t["mask"], NUM_CLASSES,
                              pred_bboxes=t["pred"])
+    elif assigner == "simota":
+        # YOLOX's head: one call per image with (x, y, stride, stride) anchors and its use_vfl=False costs
+        stride = np.repeat(np.float32(STRIDES), data["counts"])[:, None]
+        centres = paddle.to_tensor(np.concatenate([data["points"], stride, stride], 1))
+        layer = (ppassign.assigners.SimOTAAssigner if impl == "ppassign" else PpdetSimOTA)(
+            num_classes=NUM_CLASSES, use_vfl=False)
+
+        def call():
+            out = [layer(t["scores"][b], centres, t["pred"][b], t["boxes"][b], t["labels"][b]) for b in range(batch)]
+            return tuple(paddle.to_tensor(np.stack([o[i] for o in out])) for i in (1, 3, 2))
     else:
         layer = (ppassign.TaskAlignedAssigner if impl == "ppassign" else PpdetTAL)(topk=13, alpha=1.0, beta=6.0)
         call = lambda: layer(t["scores"], t["pred"], t["points"], data["counts"], t["labels"], t["boxes"],
@@ -199,7 +212,8 @@ def run(case_list, assigners=ASSIGNERS, repeats=3, timeout=900, log=print):
                 batch, n, predictions = case
                 row = {"assigner": assigner, "batch": batch, "n": n, "predictions": predictions}
                 for impl in IMPLS:
-                    need = PPDET_BYTES_PER_PAIR[assigner] * batch * n * 8400 if impl == "ppdet" else 0
+                    images = 1 if assigner in PER_IMAGE else batch
+                    need = PPDET_BYTES_PER_PAIR[assigner] * images * n * 8400 if impl == "ppdet" else 0
                     if need > 0.8 * _available_bytes():
                         row[impl] = {"error": f"skipped: needs ~{need / 2**30:.1f} GiB, "
                                               f"{_available_bytes() / 2**30:.1f} GiB available"}

@@ -52,13 +52,20 @@ def _log(x):
     return paddle.maximum(paddle.log(x), paddle.full([], LOG_MIN, x.dtype))
 
 
-def _bce(p, y):
-    """Paddle's binary_cross_entropy of probabilities p against targets y, elementwise."""
-    return (y - 1) * _log(1 - p) - y * _log(p)
+def _bce_zero(p):
+    """Paddle's binary_cross_entropy of probabilities p against target 0: -max(log(1 - p), -100)."""
+    return -_log(1 - p)
+
+
+def _bce_one(p):
+    """Paddle's binary_cross_entropy of probabilities p against target 1: -max(log(p), -100)."""
+    return -_log(p)
 
 
 def _iou_and_giou_loss(pred, gt, with_giou):
     """ppdet's batch_bbox_overlaps (mode iou, and 1 - GIoU for mode giou), with its arithmetic, broadcasting.
+
+    Coordinates are taken apart first, so every operator works on the [..., c, V] pairs themselves.
 
     Args:
         pred (Tensor[..., 4]), gt (Tensor[..., 4]): xyxy, e.g. [B, 1, V, 4] and [B, c, 1, 4].
@@ -66,16 +73,20 @@ def _iou_and_giou_loss(pred, gt, with_giou):
         iou (Tensor[...]); 1 - GIoU (Tensor[...]) or None.
     """
     eps = paddle.full([], UNION_EPS, pred.dtype)
-    area_pred = (pred[..., 2] - pred[..., 0]) * (pred[..., 3] - pred[..., 1])
-    area_gt = (gt[..., 2] - gt[..., 0]) * (gt[..., 3] - gt[..., 1])
-    wh = (paddle.minimum(pred[..., 2:], gt[..., 2:]) - paddle.maximum(pred[..., :2], gt[..., :2])).clip(min=0)
-    overlap = wh[..., 0] * wh[..., 1]
+    px1, py1, px2, py2 = (pred[..., i] for i in range(4))
+    gx1, gy1, gx2, gy2 = (gt[..., i] for i in range(4))
+    area_pred = (px2 - px1) * (py2 - py1)
+    area_gt = (gx2 - gx1) * (gy2 - gy1)
+    width = (paddle.minimum(px2, gx2) - paddle.maximum(px1, gx1)).clip(min=0)
+    height = (paddle.minimum(py2, gy2) - paddle.maximum(py1, gy1)).clip(min=0)
+    overlap = width * height
     union = paddle.maximum(area_pred + area_gt - overlap, eps)
     iou = overlap / union
     if not with_giou:
         return iou, None
-    enclose = (paddle.maximum(pred[..., 2:], gt[..., 2:]) - paddle.minimum(pred[..., :2], gt[..., :2])).clip(min=0)
-    enclose_area = paddle.maximum(enclose[..., 0] * enclose[..., 1], eps)
+    enclose_w = (paddle.maximum(px2, gx2) - paddle.minimum(px1, gx1)).clip(min=0)
+    enclose_h = (paddle.maximum(py2, gy2) - paddle.minimum(py1, gy1)).clip(min=0)
+    enclose_area = paddle.maximum(enclose_w * enclose_h, eps)
     return iou, 1 - (iou - (enclose_area - union) / enclose_area)
 
 
@@ -196,15 +207,15 @@ class SimOTAAssigner(object):
         if (anchors_host[:, 2:] <= 0).any():
             raise ValueError(f"{names['anchors']} must hold positive strides in its last two columns")
         has_gt = paddle.to_tensor(host.valid.any(1))
-        candidates = self._candidates(anchors_host, host, batch)
+        candidates, both = self._regions(anchors_host, host, batch)
         if host.num_objects == 0 or not candidates.any():
             positive = paddle.zeros([batch, num_anchors], "bool")
             return self._outputs(paddle.zeros([batch, num_anchors], "int64"), positive, gt_labels, gt_bboxes,
                                  has_gt)
         columns, real = candidate_columns(candidates)
         flat = flat_columns(columns, num_anchors)
-        cost, selected = self._match(pred_scores, pred_bboxes, center_and_strides, gt_labels, gt_bboxes, host,
-                                     columns, real, flat, eps)
+        cost, selected = self._match(pred_scores, pred_bboxes, gt_labels, gt_bboxes, host, columns, real, flat,
+                                     both, eps)
         winner, positive = resolve_to_lowest_cost(selected, cost)
         assigned, positive = scatter_to_anchors(winner, positive, flat, real, num_anchors)
         return self._outputs(assigned, positive, gt_labels, gt_bboxes, has_gt)
@@ -233,12 +244,18 @@ class SimOTAAssigner(object):
                              f"(ppdet's varifocal cost), got shape {list(pred_scores.shape)}")
         return batch, num_anchors, num_classes
 
-    def _candidates(self, anchors_host, host, batch):
-        """Step 1 on the host: anchors inside some real object's box or centre square, np.ndarray[B, L] bool."""
+    def _regions(self, anchors_host, host, batch):
+        """Step 1 on the host, with ppdet's float32 tests: which anchors are candidates, and which (object, anchor)
+        pairs lie inside both the object's box and its centre square.
+
+        Returns:
+            candidates (np.ndarray[B, L] bool); both (np.ndarray[P] object index, np.ndarray[P] anchor).
+        """
         num_anchors = anchors_host.shape[0]
-        out = np.zeros((batch, num_anchors), bool)
+        candidates = np.zeros((batch, num_anchors), bool)
+        none = np.zeros(0, np.int64)
         if host.num_objects == 0:
-            return out
+            return candidates, (none, none)
         points, strides = anchors_host[:, :2], anchors_host[:, 2:]
         change = np.nonzero((strides[1:] != strides[:-1]).any(1))[0] + 1
         counts = np.diff(np.r_[0, change, num_anchors]).tolist()
@@ -248,77 +265,97 @@ class SimOTAAssigner(object):
         cx = (boxes[:, 0] + boxes[:, 2]) / np.float32(2)
         cy = (boxes[:, 1] + boxes[:, 3]) / np.float32(2)
         if axes is None:                           # points off a grid: every (object, anchor) on the host
+            both_obj, both_anchor = [], []
+            rx, ry = radius * strides[None, :, 0], radius * strides[None, :, 1]
+            x, y = points[None, :, 0], points[None, :, 1]
             for start, stop in row_chunks(host.num_objects, num_anchors * 8, self.memory_budget_mb):
                 part = slice(start, stop)
-                rx, ry = radius * strides[None, :, 0], radius * strides[None, :, 1]
-                x, y = points[None, :, 0], points[None, :, 1]
                 in_box = ((x - boxes[part, None, 0] > 0) & (y - boxes[part, None, 1] > 0)
                           & (boxes[part, None, 2] - x > 0) & (boxes[part, None, 3] - y > 0))
                 in_centre = ((x - (cx[part, None] - rx) > 0) & (y - (cy[part, None] - ry) > 0)
                              & ((cx[part, None] + rx) - x > 0) & ((cy[part, None] + ry) - y > 0))
-                hit = in_box | in_centre
-                for b in np.unique(host.image[part]):
-                    out[b] |= hit[host.image[part] == b].any(0)
-            return out
+                obj, anchor = np.nonzero(in_box | in_centre)
+                candidates[host.image[start + obj], anchor] = True
+                obj, anchor = np.nonzero(in_box & in_centre)
+                both_obj.append(start + obj)
+                both_anchor.append(anchor)
+            return candidates, (np.concatenate(both_obj), np.concatenate(both_anchor))
         rows, start = np.arange(host.num_objects), 0
+        both_obj, both_anchor = [], []
         for (xs, ys), count in zip(axes, counts):
             sx, sy = strides[start]
-            rects = [_axis_range(ys, boxes[:, 1], boxes[:, 3]) + _axis_range(xs, boxes[:, 0], boxes[:, 2]),
-                     _axis_range(ys, cy - radius * sy, cy + radius * sy)
-                     + _axis_range(xs, cx - radius * sx, cx + radius * sx)]
-            for r0, r1, c0, c1 in rects:
+            box = _axis_range(ys, boxes[:, 1], boxes[:, 3]) + _axis_range(xs, boxes[:, 0], boxes[:, 2])
+            centre = (_axis_range(ys, cy - radius * sy, cy + radius * sy)
+                      + _axis_range(xs, cx - radius * sx, cx + radius * sx))
+            for r0, r1, c0, c1 in (box, centre):
                 owners, anchors = grid.expand_rectangles(rows, start, len(xs), r0, r1, c0, c1)
-                out[host.image[owners], anchors] = True
+                candidates[host.image[owners], anchors] = True
+            both = [np.maximum(box[i], centre[i]) if i % 2 == 0 else np.minimum(box[i], centre[i]) for i in range(4)]
+            owners, anchors = grid.expand_rectangles(rows, start, len(xs), *both)
+            both_obj.append(owners)
+            both_anchor.append(anchors)
             start += count
-        return out
+        return candidates, (np.concatenate(both_obj), np.concatenate(both_anchor))
 
-    def _pair_costs(self, boxes, labels, cand_pred, cand_points, cand_strides, cand_scores_by_class, background,
-                    eps):
-        """Step 2 for GT slots [B, c] against the candidates [B, V]: (cost, IoU), Tensor[B, c, V] each."""
-        gt = boxes.unsqueeze(2)                                                          # [B, c, 1, 4]
-        iou, giou_loss = _iou_and_giou_loss(cand_pred.unsqueeze(1), gt, self.use_vfl)   # [B, c, V]
-        p = paddle.take_along_axis(cand_scores_by_class, labels.unsqueeze(-1), axis=1, broadcast=True)
+    def _class_terms(self, cand_scores):
+        """Per candidate and class, what the classification cost of a pair needs (Tensors [B, C, V]), and the cost
+        of a candidate against an object whose class has target 0 everywhere (Tensor[B, V])."""
+        p = cand_scores.transpose([0, 2, 1])                                             # [B, C, V]
+        zero = _bce_zero(p)                                                              # BCE(p, 0)
         if self.use_vfl:
-            own_background = _bce(p, paddle.zeros_like(p)) * (VFL_ALPHA * p.abs().pow(2.0))
-            own = paddle.where(iou > 0, _bce(p, iou) * iou, own_background)
-            cls_cost = background.unsqueeze(1) - own_background + own
-            cost = cls_cost * self.cls_weight + giou_loss * self.iou_weight
+            zero = zero * (VFL_ALPHA * p.abs().pow(2.0))                                 # ... x focal weight
+            terms = {"p": p, "log_p": _log(p), "log_1p": _log(1 - p), "zero": zero}
         else:
-            cls_cost = background.unsqueeze(1) - _bce(p, paddle.zeros_like(p)) + _bce(p, paddle.ones_like(p))
-            cost = cls_cost * self.cls_weight + (-paddle.log(iou + eps)) * self.iou_weight
-        x, y = cand_points[..., 0].unsqueeze(1), cand_points[..., 1].unsqueeze(1)        # [B, 1, V]
-        rx = cand_strides[..., 0].unsqueeze(1) * float(self.center_radius)
-        ry = cand_strides[..., 1].unsqueeze(1) * float(self.center_radius)
-        x1, y1, x2, y2 = (boxes[..., i].unsqueeze(-1) for i in range(4))                  # [B, c, 1]
-        cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-        in_box = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0)
-        in_centre = (x - (cx - rx) > 0) & (y - (cy - ry) > 0) & ((cx + rx) - x > 0) & ((cy + ry) - y > 0)
-        outside = paddle.logical_not(in_box & in_centre).astype(cost.dtype)
-        return cost + outside * OUTSIDE_COST, iou
+            terms = {"swap": _bce_one(p) - zero}                                         # BCE(p, 1) - BCE(p, 0)
+        return terms, zero.sum(1)
 
-    def _match(self, pred_scores, pred_bboxes, center_and_strides, gt_labels, gt_bboxes, host, columns, real, flat,
-               eps):
+    def _pair_costs(self, boxes, labels, in_both, cand_pred, terms, background, eps):
+        """Step 2 for GT slots [B, c] against the candidates [B, V]: (cost, IoU), Tensor[B, c, V] each.
+
+        The class sum is the candidate's `background` with the object's class term swapped in; the last additions
+        are ppdet's, in its order (x + 0 * 1e8 is x), so that costs round to 1e8 + c as ppdet's do.
+        """
+        iou, giou_loss = _iou_and_giou_loss(cand_pred.unsqueeze(1), boxes.unsqueeze(2), self.use_vfl)
+        index = labels.unsqueeze(-1)
+        at_label = lambda name: paddle.take_along_axis(terms[name], index, axis=1, broadcast=True)   # [B, c, V]
+        if self.use_vfl:
+            zero = at_label("zero")
+            own = paddle.where(iou > 0, ((iou - 1) * at_label("log_1p") - iou * at_label("log_p")) * iou, zero)
+            cls_cost = background.unsqueeze(1) - zero + own
+            reg_cost = giou_loss
+        else:
+            cls_cost = background.unsqueeze(1) + at_label("swap")
+            reg_cost = -paddle.log(iou + eps)
+        if self.cls_weight != 1:
+            cls_cost = cls_cost * self.cls_weight
+        cost = cls_cost + reg_cost * self.iou_weight
+        return paddle.where(in_both, cost, cost + OUTSIDE_COST), iou
+
+    def _match(self, pred_scores, pred_bboxes, gt_labels, gt_bboxes, host, columns, real, flat, both, eps):
         """Steps 2-3 up to the matches: costs [B, n, V] (+inf in padding) and matches [B, n, V] bool."""
         batch, num_max = gt_bboxes.shape[:2]
         width = columns.shape[1]
         cand_pred = gather_columns(pred_bboxes, flat)                                     # [B, V, 4]
         cand_scores = gather_columns(pred_scores, flat)                                   # [B, V, C]
-        cand_anchor = paddle.gather(center_and_strides, paddle.to_tensor(columns.reshape(-1))).reshape(
-            [batch, width, 4])
-        zeros = paddle.zeros_like(cand_scores)
-        if self.use_vfl:
-            background = (_bce(cand_scores, zeros) * (VFL_ALPHA * cand_scores.abs().pow(2.0))).sum(-1)
-        else:
-            background = _bce(cand_scores, zeros).sum(-1)                                # [B, V]
-        by_class = cand_scores.transpose([0, 2, 1])                                       # [B, C, V]
+        terms, background = self._class_terms(cand_scores)
         labels = gt_labels.squeeze(-1).astype("int64")
         valid = paddle.to_tensor(host.valid[:, :, None] & real[:, None, :])               # [B, n, V]
+        # the box-and-centre pairs as a [B, n, V] mask (one scatter; the last entry takes a dummy write)
+        column_of = np.zeros((batch, pred_bboxes.shape[1]), np.int64)
+        image_of_column, column = np.nonzero(real)
+        column_of[image_of_column, columns[real]] = column
+        obj, anchor = both
+        size = batch * num_max * width
+        entry = np.r_[(host.image[obj] * num_max + host.slot[obj]) * width + column_of[host.image[obj], anchor], size]
+        in_both = paddle.scatter(paddle.zeros([size + 1], "int32"), paddle.to_tensor(entry.astype(np.int64)),
+                                 paddle.ones([len(entry)], "int32"))
+        in_both = in_both[:size].reshape([batch, num_max, width]).astype("bool")
         kmax = min(self.candidate_topk + 1, width)
         costs, matches, ties, ks = [], [], [], []
         for start, stop in row_chunks(num_max, batch * width * 4 * _TEMPS_PER_ENTRY, self.memory_budget_mb):
             ok = valid[:, start:stop]
-            cost, iou = self._pair_costs(gt_bboxes[:, start:stop], labels[:, start:stop], cand_pred,
-                                         cand_anchor[..., :2], cand_anchor[..., 2:], by_class, background, eps)
+            cost, iou = self._pair_costs(gt_bboxes[:, start:stop], labels[:, start:stop], in_both[:, start:stop],
+                                         cand_pred, terms, background, eps)
             cost = paddle.where(ok, cost, paddle.full_like(cost, float("inf")))
             k = dynamic_ks(paddle.where(ok, iou, paddle.zeros_like(iou)), self.candidate_topk)   # [B, c]
             values = paddle.topk(cost, kmax, axis=-1, largest=False)[0]
