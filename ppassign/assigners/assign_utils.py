@@ -12,7 +12,7 @@ so that the number of Paddle operators a call dispatches does not grow with the 
 host-side NumPy (uploads cost no operator); every float that decides an assignment is computed by Paddle ops
 in the same order as PaddleDetection's, so outputs stay identical.
 """
-import functools
+from typing import NamedTuple
 
 import numpy as np
 import paddle
@@ -20,14 +20,14 @@ import paddle
 from ..ops import geometry as G
 from ..ops.validation import fetch_gt
 
-# Paddle's CPU top-k (phi/kernels/cpu/top_k_kernel.cc) runs std::partial_sort when k * 64 < width.
-_PARTIAL_SORT_FACTOR = 64
-
-
 def row_chunks(num_rows, row_bytes, budget_mb):
-    """[(start, stop)] splitting `num_rows` rows of `row_bytes` temporaries each into pieces within the budget."""
+    """[(start, stop)] splitting `num_rows` rows of `row_bytes` temporaries each into pieces within the budget.
+
+    Always at least one piece (empty when there are no rows), so that a step dispatches the same operators
+    whether or not the data gives it work.
+    """
     step = max(1, int(budget_mb * 2**20) // max(int(row_bytes), 1))
-    return [(i, min(i + step, num_rows)) for i in range(0, num_rows, step)]
+    return [(i, min(i + step, num_rows)) for i in range(0, max(num_rows, 1), step)]
 
 
 class HostInputs:
@@ -69,43 +69,90 @@ def std_unbiased(x):
     return paddle.sqrt(total / paddle.full([], max(x.shape[-1] - 1, 0), x.dtype))
 
 
+def segment_reduce(values, segment, num_segments, reduce, init=0):
+    """Per segment s, the `reduce` ("amax", "amin", "add") of init and the values whose segment is s.
+
+    Args:
+        values (Tensor[E]), segment (Tensor[E] int64) in [0, num_segments), num_segments (int), init: start value.
+    Returns:
+        Tensor[num_segments] of values.dtype.
+
+    ``paddle.put_along_axis`` broadcasts its index with one or two ``expand`` operators depending on whether
+    the index is longer than the target, and slicing a whole tensor dispatches nothing; reducing into a buffer
+    longer than both the index and the result, then slicing the result off, dispatches the same operators
+    whatever the sizes.
+    """
+    buffer = paddle.full([max(num_segments, values.shape[0]) + 1], init, values.dtype)
+    return paddle.put_along_axis(buffer, segment, values, axis=0, reduce=reduce)[:num_segments]
+
+
 def gather_rows(x, index):
     """x[index] along axis 0 for a NumPy index (uploaded, no operator): Tensor[len(index), ...]."""
     return paddle.gather(x, paddle.to_tensor(np.asarray(index, np.int64)))
 
 
-def resolve_claims(pair_image, pair_slot, pair_anchor, num_anchors, boxes_of, gt_bboxes, eps, budget_mb):
-    """One GT per anchor from positive (object, anchor) pairs of the whole batch.
+# Float temporaries per candidate (anchor, GT slot) pair while `resolve_claims` computes their IoUs.
+_CLAIM_PAIR_BYTES = 4 * 24
+
+
+class Claims(NamedTuple):
+    """One GT slot per positive anchor (`resolve_claims`).
+
+    flat (np.ndarray[F] int64): positive anchors b * L + a, sorted; slot (Tensor[F] int64): their GT slot;
+    claimer (np.ndarray[F]): for each, the first input pair claiming it; multi (np.ndarray[Q]): positions in
+    `flat` of the anchors claimed several times; multi_iou (Tensor[Q]): IoU of each of those with its slot.
+    """
+    flat: np.ndarray
+    slot: paddle.Tensor
+    claimer: np.ndarray
+    multi: np.ndarray
+    multi_iou: paddle.Tensor
+
+
+def resolve_claims(pair_image, pair_slot, pair_anchor, num_anchors, host_boxes_of, boxes_of, host_gt_boxes,
+                   gt_bboxes, eps, budget_mb):
+    """One GT slot per anchor from the positive (object, anchor) pairs of the whole batch.
 
     An anchor claimed by one object goes to it. An anchor claimed by several goes, as in PaddleDetection, to the
-    GT slot of its image whose box overlaps it most (argmax of IoU over *all* n slots, padding included, the
-    first on ties), which may be an object that did not claim it.
+    GT slot of its image whose box overlaps it most: the argmax of IoU over *all* n slots (padding included, the
+    first on ties, slot 0 when nothing overlaps), which may be an object that did not claim it. Only slots whose
+    box overlaps the anchor's (`geometry.overlapping_pairs`, on the host) and slot 0 can be that argmax, so IoUs
+    are computed for those pairs alone: the cost follows the overlaps, not anchors x n.
 
     Args:
         pair_image, pair_slot, pair_anchor (np.ndarray[P] int64): positive pairs.
         num_anchors (int): L.
-        boxes_of (callable): np.ndarray[Q] flat anchor index (b * L + a) -> Tensor[Q, 4] boxes IoU is measured
-            with (anchors for ATSS, predictions for TAL).
-        gt_bboxes (Tensor[B, n, 4]); eps (float): IoU epsilon; budget_mb: memory budget for [Q, n] temporaries.
+        host_boxes_of (callable): np.ndarray[Q] flat anchor index (b * L + a) -> np.ndarray[Q, 4] float32 host
+            copy of the boxes IoU is measured with (anchors for ATSS, predictions for TAL); boxes_of: the same
+            as Tensor[Q, 4].
+        host_gt_boxes (np.ndarray[B, n, 4]), gt_bboxes (Tensor[B, n, 4]): every slot's box.
+        eps (float): IoU epsilon; budget_mb: memory budget for the pairs' temporaries.
     Returns:
-        flat (np.ndarray[F] int64): positive anchors b * L + a, sorted; slot (Tensor[F] int64): their GT slot.
+        Claims.
     """
     batch, num_max = gt_bboxes.shape[:2]
-    flat_pairs = pair_image * num_anchors + pair_anchor
-    flat, first, counts = np.unique(flat_pairs, return_index=True, return_counts=True)
-    slot = paddle.to_tensor(np.where(counts == 1, pair_slot[first], 0).astype(np.int64))
+    flat, first, counts = np.unique(pair_image * num_anchors + pair_anchor, return_index=True, return_counts=True)
     multi = np.nonzero(counts > 1)[0]
-    if len(multi):
-        anchors_flat = flat[multi]
-        winners = []
-        for start, stop in row_chunks(len(multi), num_max * 4 * 12, budget_mb):
-            rows = anchors_flat[start:stop]
-            boxes = boxes_of(rows).unsqueeze(1)                                    # [q, 1, 4]
-            gts = gather_rows(gt_bboxes, rows // num_anchors)                     # [q, n, 4]
-            winners.append(G.aligned_iou(gts, boxes, eps=eps).argmax(axis=-1))    # [q]
-        winners = paddle.concat(winners) if len(winners) > 1 else winners[0]
-        slot = paddle.scatter(slot, paddle.to_tensor(multi), winners)
-    return flat, slot
+    contested = flat[multi]                                                               # [Q] b * L + a
+    image = contested // num_anchors
+    query, gt = G.overlapping_pairs(host_boxes_of(contested), image, host_gt_boxes.reshape(-1, 4),
+                                    np.repeat(np.arange(batch), num_max))
+    query = np.concatenate([np.arange(len(multi)), query])                              # slot 0 of every image
+    gt = np.concatenate([image * num_max, gt])                                            # b * n + j
+    gt_boxes = gt_bboxes.reshape([-1, 4])
+    ious = []
+    for start, stop in row_chunks(len(query), _CLAIM_PAIR_BYTES, budget_mb):
+        ious.append(G.aligned_iou(gather_rows(gt_boxes, gt[start:stop]),
+                                  boxes_of(contested[query[start:stop]]), eps=eps))
+    ious = paddle.concat(ious) if len(ious) > 1 else ious[0]                              # [E]
+    query_t = paddle.to_tensor(query)
+    best = segment_reduce(ious, query_t, len(multi), "amax")                              # IoUs are >= 0
+    at_best = ious == paddle.gather(best, query_t)
+    candidate = paddle.where(at_best, paddle.to_tensor(gt % num_max), paddle.to_tensor(np.int64(num_max)))
+    winner = segment_reduce(candidate, query_t, len(multi), "amin", init=num_max)         # first slot of best IoU
+    slot = paddle.to_tensor(np.where(counts == 1, pair_slot[first], 0).astype(np.int64))
+    slot = paddle.scatter(slot, paddle.to_tensor(multi), winner)
+    return Claims(flat, slot, first, multi, best)
 
 
 def dense_assignment(flat, slot, batch, num_anchors):
@@ -119,13 +166,16 @@ def dense_assignment(flat, slot, batch, num_anchors):
     """
     positive = np.zeros(batch * num_anchors, bool)
     positive[flat] = True
-    assigned = paddle.zeros([batch * num_anchors], "int64")
-    if len(flat):
-        assigned = paddle.scatter(assigned, paddle.to_tensor(flat), slot)
+    assigned = paddle.scatter(paddle.zeros([batch * num_anchors], "int64"), paddle.to_tensor(flat), slot)
     return assigned.reshape([batch, num_anchors]), paddle.to_tensor(positive.reshape(batch, num_anchors))
 
 
-def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_classes, weights=None):
+def assigned_boxes(gt_bboxes, assigned_gt):
+    """The box of each anchor's GT slot: Tensor[B, n, 4], Tensor[B, L] int64 -> Tensor[B, L, 4]."""
+    return paddle.take_along_axis(gt_bboxes, assigned_gt.unsqueeze(-1), axis=1, broadcast=True)
+
+
+def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_classes, weights=None, bboxes=None):
     """Dense targets from each anchor's GT, with static shapes (no data-dependent operator).
 
     Args:
@@ -135,6 +185,7 @@ def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_cla
         bg_index (int): label of negatives; its column is left out of the scores.
         num_classes (int): C.
         weights (Tensor[B, L] | None): score of each positive anchor (1 when None).
+        bboxes (Tensor[B, L, 4] | None): `assigned_boxes(gt_bboxes, assigned_gt)` when already computed.
     Returns:
         labels (Tensor[B, L], gt_labels.dtype), bboxes (Tensor[B, L, 4]),
         scores (Tensor[B, L, C]): `weights` at the label's column (ppdet's one-hot over C + 1 labels without the
@@ -143,7 +194,8 @@ def build_targets(assigned_gt, positive, gt_labels, gt_bboxes, bg_index, num_cla
     batch, num_anchors = positive.shape
     labels = paddle.take_along_axis(gt_labels.squeeze(-1), assigned_gt, axis=1)
     labels = paddle.where(positive, labels, paddle.full_like(labels, bg_index))
-    bboxes = paddle.take_along_axis(gt_bboxes, assigned_gt.unsqueeze(-1), axis=1, broadcast=True)
+    if bboxes is None:
+        bboxes = assigned_boxes(gt_bboxes, assigned_gt)
     # ppdet's one-hot over C + 1 labels without the bg column: one write per anchor into a zero [B * L * C]
     column = labels.astype("int64")
     column = column - (column > bg_index).astype("int64")
@@ -194,32 +246,3 @@ def pack_outputs(labels, bboxes, scores, assigned_gt, positive, num_max_boxes, r
         return labels, bboxes, scores
     return labels, bboxes, scores, mask_positive_dense(assigned_gt, positive, num_max_boxes, bboxes.dtype)
 
-
-@functools.lru_cache(maxsize=None)
-def _probe_zero_ties(k, width, place):
-    """Whether this device's paddle.topk, on a row of zeros with a few positives, takes its zeros from the
-    row's first k entries only (std::partial_sort's heap selection; see `zero_ties_come_from_prefix`)."""
-    rng = np.random.default_rng(0)
-    positives = max(1, k // 2)
-    row = np.zeros(width, np.float32)
-    where = rng.choice(np.arange(k, width), size=positives, replace=False)
-    row[where] = rng.uniform(0.1, 1.0, size=positives).astype(np.float32)
-    row[: k // 2] = 0.5                        # positives inside the prefix too
-    picked = paddle.topk(paddle.to_tensor(row), k)[1].numpy()
-    zeros = picked[row[picked] == 0]
-    return bool(np.isin(np.nonzero(row)[0], picked).all() and (zeros < k).all())
-
-
-def zero_ties_come_from_prefix(k, width):
-    """True when a top-k of `width` non-negative values picks its zero-valued entries among the first k only.
-
-    Paddle's CPU kernel uses std::partial_sort when k * 64 < width. Its heap selection keeps k entries and
-    lets a later entry in only when it is strictly greater than the smallest kept one, so a 0 found after the
-    first k entries never enters. Then which zeros a full-row top-k picks depends on the row's first k entries
-    alone. Checked once per (k, width, device) by a probe; False on devices whose kernel differs (GPU), where
-    the assigner uses the full row instead.
-    """
-    place = str(paddle.get_device())
-    if not place.startswith("cpu") or k * _PARTIAL_SORT_FACTOR >= width:
-        return False
-    return _probe_zero_ties(int(k), int(width), place)

@@ -1,14 +1,15 @@
 """ATSS: Adaptive Training Sample Selection (Zhang et al., CVPR 2020), a drop-in for ppdet's ATSSAssigner.
 
 Outputs equal PaddleDetection's ATSSAssigner (tests/assigners/test_atss_assigner.py checks parity). One call
-handles the real objects of every image together, so the operators it dispatches do not grow with the batch
-size, and it needs 2 device-to-host copies (3 when a distance tie needs a full level):
+handles the real objects of every image together, so the operators it dispatches depend neither on the batch
+size nor on ties, and it needs 2 device-to-host copies:
 
 1. ground truth + anchors (validation and the host-side grid index work);
-2. candidates and positive flags (to resolve anchors claimed by several objects), with the tie flags.
+2. candidates and their IoU-threshold flags (to resolve anchors claimed by several objects).
 
 On a regular anchor grid the k centre-nearest anchors of an object lie in a small window of each level, so
-distances are computed for the window only: no [B, n, L] distance/IoU matrix, no [B, n, k, L] one-hot.
+distances are computed for the window only: no [B, n, L] distance/IoU matrix, no [B, n, k, L] one-hot. An
+anchor claimed by several objects is compared with the GT slots whose boxes overlap it only.
 """
 import numpy as np
 import paddle
@@ -18,14 +19,17 @@ from ..ops import geometry as G
 from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
     require_tensor
 from . import grid
-from .assign_utils import HostInputs, background_outputs, build_targets, dense_assignment, gather_rows, \
-    pack_outputs, resolve_claims, row_chunks, std_unbiased
+from .assign_utils import HostInputs, assigned_boxes, background_outputs, build_targets, dense_assignment, gather_rows, \
+    pack_outputs, resolve_claims, row_chunks, segment_reduce, std_unbiased
 
 # Bytes of float temporaries a call may hold for [rows, L_level] distances before rows are chunked.
 DEFAULT_MEMORY_BUDGET_MB = 256
 # A window's k-th distance must stay this far (relatively) below the distance bound of the anchors outside
 # it; float rounding of the distances is ~1e-7 relative, so this leaves a wide margin.
 _WINDOW_MARGIN = 1e-4
+# Window distances closer than this (relatively) count as tied: a float32 norm is within a few 1e-7 of the
+# exact one on any device, so distances further apart keep their order there.
+_TIE_MARGIN = 1e-5
 
 
 class ATSSAssigner(nn.Layer):
@@ -104,14 +108,13 @@ class ATSSAssigner(nn.Layer):
             return pack_outputs(*targets, assigned, positive, num_max, self.return_mask_positive)
 
         assigned, positive = self._assign(anchor_bboxes, anchors_host, counts, gt_bboxes, host)
-        weights = None
+        weights, boxes = None, assigned_boxes(gt_bboxes, assigned)
         if pred_bboxes is not None:
-            gt_of_anchor = paddle.take_along_axis(gt_bboxes, assigned.unsqueeze(-1), axis=1, broadcast=True)
-            weights = G.aligned_iou(gt_of_anchor, pred_bboxes, eps=G.IOU_EPS_PRED)
+            weights = G.aligned_iou(boxes, pred_bboxes, eps=G.IOU_EPS_PRED)
         elif gt_scores is not None:
             weights = paddle.take_along_axis(gt_scores.squeeze(-1), assigned, axis=1)
         labels, bboxes, scores = build_targets(assigned, positive, gt_labels, gt_bboxes, bg_index,
-                                               self.num_classes, weights)
+                                               self.num_classes, weights, boxes)
         return pack_outputs(labels, bboxes, scores, assigned, positive, num_max, self.return_mask_positive)
 
     # --- steps ------------------------------------------------------------------------------------------------
@@ -127,120 +130,108 @@ class ATSSAssigner(nn.Layer):
         axes = grid.level_axes(anchor_centers_host, counts)
         levels = G.level_slices(counts)
 
-        # 1-3. k centre-nearest anchors per level -> candidate blocks [M, k_l]
+        # 1-3. k centre-nearest anchors per level, adaptive IoU threshold, centre inside; device-to-host copy 2
         if axes is None:                               # anchors off a regular grid: full levels for every object
-            rows = np.arange(host.num_objects)
-            blocks = [self._level_candidates(obj_centers, anchor_centers, rows, level) for level in levels]
-            ambiguous = None
+            cand = self._full_level_candidates(obj_centers, anchor_centers, np.arange(host.num_objects), levels)
+            rows = np.zeros(0, np.int64)
         else:
             centers_host = (host.obj_boxes[:, :2] + host.obj_boxes[:, 2:]) / np.float32(2)
-            blocks, ambiguous = self._window_candidates(obj_centers, anchor_centers, centers_host, axes, counts)
-        # 4-6. adaptive IoU threshold, centre inside the object; device-to-host copy 2 (3 after a tie)
-        cand, keep, ambiguous = self._fetch_positives(blocks, ambiguous, obj_boxes, anchor_bboxes, anchor_centers)
-        if ambiguous is not None and ambiguous.any():
-            for level, (start, stop) in enumerate(levels):
-                rows = np.nonzero(ambiguous[:, level])[0]
-                if len(rows):
-                    fixed = self._level_candidates(obj_centers, anchor_centers, rows, (start, stop))
-                    blocks[level] = paddle.scatter(blocks[level], paddle.to_tensor(rows), fixed)
-            cand, keep, _ = self._fetch_positives(blocks, None, obj_boxes, anchor_bboxes, anchor_centers)
+            cand, unsettled = self._window_candidates(obj_centers, centers_host, anchor_centers_host, axes, counts)
+            rows = np.nonzero(unsettled)[0]
+        # objects a window cannot settle: candidates from full levels, as ppdet computes them
+        cand = paddle.scatter(cand, paddle.to_tensor(rows),
+                              self._full_level_candidates(obj_centers, anchor_centers, rows, levels))
+        above = self._above_threshold(cand, obj_boxes, anchor_bboxes)
+        cand, above = _unpack(_pack([cand, above]).numpy(), [cand, above])
+        inside = G.points_inside_boxes(anchor_centers_host[cand], host.obj_boxes[:, None])   # the host's copy
+        pair_obj, col = np.nonzero(above & inside)
+        pair_anchor = cand[pair_obj, col]
 
         # 7. an anchor claimed by several objects goes to the GT slot of highest IoU
-        obj, col = np.nonzero(keep)
-        flat, slot = resolve_claims(host.image[obj], host.slot[obj], cand[obj, col], num_anchors,
-                                    lambda f: gather_rows(anchor_bboxes, f % num_anchors), gt_bboxes,
-                                    G.IOU_EPS_ANCHOR, self.memory_budget_mb)
-        assigned, positive = dense_assignment(flat, slot, batch, num_anchors)
+        claims = resolve_claims(host.image[pair_obj], host.slot[pair_obj], pair_anchor, num_anchors,
+                                lambda f: anchors_host[f % num_anchors],
+                                lambda f: gather_rows(anchor_bboxes, f % num_anchors), host.boxes, gt_bboxes,
+                                G.IOU_EPS_ANCHOR, self.memory_budget_mb)
+        assigned, positive = dense_assignment(claims.flat, claims.slot, batch, num_anchors)
         # 8. optionally: an anchor that is the best-IoU anchor of exactly one object goes to it
         if self.force_gt_matching:
             assigned, positive = self._force_matching(assigned, positive, obj_boxes, anchor_bboxes, host)
         return assigned, positive
 
-    def _window_candidates(self, obj_centers, anchor_centers, centers_host, axes, counts):
-        """The topk centre-nearest anchors of every level, looked for in a window around each object.
+    def _window_candidates(self, obj_centers, centers_host, anchor_centers_host, axes, counts):
+        """The topk centre-nearest anchors of every level, looked for in a window of the grid around each object.
 
-        The k nearest of a window are the level's k nearest when they are unique: the k-th distance is below
-        the (k+1)-th and below a bound on the distance of every anchor outside the window. Where not (a tie at
-        the k-th place, a centre far outside the grid) the (object, level) is flagged for the full level, where
-        Paddle's top-k breaks the tie exactly as in PaddleDetection.
+        The k nearest of a window are the level's k nearest, in the same order, when the window's first k + 1
+        distances are distinct and the k-th is below a bound on the distance of every anchor outside the window.
+        The host checks this on the same float32 centre differences the device takes the norm of, with a margin
+        far above the norm's rounding (`_TIE_MARGIN`, `_WINDOW_MARGIN`), so that it holds on any device; where
+        it does not (a tie, a centre far outside the grid) the object is `unsettled` and its candidates are taken
+        from full levels, where Paddle's top-k breaks ties exactly as in PaddleDetection.
 
         Args:
-            obj_centers (Tensor[M, 2]), anchor_centers (Tensor[L, 2]), centers_host (np.ndarray[M, 2]),
+            obj_centers (Tensor[M, 2]), centers_host (np.ndarray[M, 2]), anchor_centers_host (np.ndarray[L, 2]),
             axes: `grid.level_axes` of the anchor centres; counts (list[int]).
         Returns:
-            blocks (list of Tensor[M, k_l] int64), ambiguous (Tensor[M, levels] bool).
+            candidates (Tensor[M, K] int64), K = sum of k_l; unsettled (np.ndarray[M] bool).
         """
         num_objects = centers_host.shape[0]
-        windows, bounds, widths, start = [], [], [], 0
+        windows, ks, unsettled, start = [], [], np.zeros(num_objects, bool), 0
         for (xs, ys), count in zip(axes, counts):
             k = min(self.topk, count)
             r0, r1, c0, c1, bound = grid.nearest_windows(centers_host, xs, ys, k)
             _, anchors = grid.expand_rectangles(np.arange(num_objects), start, len(xs), r0, r1, c0, c1)
-            windows.append(anchors.reshape(num_objects, -1))
-            bounds.append(bound * (1 - _WINDOW_MARGIN))
-            widths.append(windows[-1].shape[1])
+            window = anchors.reshape(num_objects, -1)                                   # [M, W_l]
+            offset = (anchor_centers_host[window] - centers_host[:, None]).astype(np.float64)
+            near = np.sort(np.sqrt((offset ** 2).sum(-1)), axis=1)[:, :k + 1]         # exact norms, ascending
+            unsettled |= (np.diff(near, axis=1) <= _TIE_MARGIN * near[:, 1:]).any(1)
+            unsettled |= near[:, k - 1] >= bound * (1 - _WINDOW_MARGIN)
+            windows.append(window)
+            ks.append(k)
             start += count
-        window = np.concatenate(windows, axis=1)                                      # [M, W]
-        window_t = paddle.to_tensor(window)
-        window_centers = paddle.gather(anchor_centers, window_t.flatten()).reshape(list(window.shape) + [2])
-        dist = G.center_distances(obj_centers.unsqueeze(1), window_centers)          # [M, W]
-        blocks, ambiguous, offset = [], [], 0
-        for level, width in enumerate(widths):
-            k = min(self.topk, counts[level])
-            part = dist[:, offset:offset + width]
-            values, pos = paddle.topk(part, min(k + 1, width), axis=-1, largest=False)
-            blocks.append(paddle.take_along_axis(window_t[:, offset:offset + width], pos[:, :k], axis=1))
-            kth = values[:, k - 1]
-            flag = kth >= paddle.to_tensor(bounds[level].astype(np.float32))
-            if width > k:
-                flag = flag | (kth >= values[:, k])
-            ambiguous.append(flag)
-            offset += width
-        return blocks, paddle.stack(ambiguous, axis=1)
+        # one top-k over every level: windows padded to the widest with an infinitely far point
+        width = max(w.shape[1] for w in windows)
+        index = np.stack([np.pad(w, ((0, 0), (0, width - w.shape[1])), constant_values=-1) for w in windows], 1)
+        points = np.where(index[..., None] >= 0, anchor_centers_host[index], np.float32(np.inf))
+        dist = G.center_distances(obj_centers.reshape([num_objects, 1, 1, 2]), paddle.to_tensor(points))
+        pos = paddle.topk(dist, max(ks), axis=-1, largest=False)[1]                    # [M, levels, k]
+        cand = paddle.take_along_axis(paddle.to_tensor(index), pos, axis=-1)
+        if min(ks) == max(ks):
+            return cand.reshape([num_objects, -1]), unsettled
+        return paddle.concat([cand[:, level, :k] for level, k in enumerate(ks)], axis=1), unsettled
 
-    def _level_candidates(self, obj_centers, anchor_centers, rows, level):
-        """The topk centre-nearest anchors of one full level for objects `rows`, as ppdet computes them.
+    def _full_level_candidates(self, obj_centers, anchor_centers, rows, levels):
+        """The topk centre-nearest anchors of every full level for objects `rows`, as ppdet computes them.
+
+        Runs on every call (on no rows when every window settled its level), so the operators a call dispatches
+        do not depend on distance ties.
 
         Args:
             obj_centers (Tensor[M, 2]), anchor_centers (Tensor[L, 2]), rows (np.ndarray[R]),
-            level ((start, stop)).
+            levels (list of (start, stop)).
         Returns:
-            Tensor[R, k_l] int64 anchor indices.
+            Tensor[R, K] int64 anchor indices, level after level.
         """
-        start, stop = level
-        k = min(self.topk, stop - start)
-        level_centers = anchor_centers[start:stop].unsqueeze(0)
+        num_anchors = anchor_centers.shape[0]
+        starts = paddle.to_tensor(np.concatenate([np.full(min(self.topk, stop - start), start)
+                                                  for start, stop in levels]))
         out = []
-        for i, j in row_chunks(len(rows), (stop - start) * 4 * 3, self.memory_budget_mb):
-            dist = G.center_distances(gather_rows(obj_centers, rows[i:j]).unsqueeze(1), level_centers)
-            out.append(paddle.topk(dist, k, axis=-1, largest=False)[1] + start)
+        for i, j in row_chunks(len(rows), num_anchors * 4 * 3, self.memory_budget_mb):
+            dist = G.center_distances(gather_rows(obj_centers, rows[i:j]).unsqueeze(1), anchor_centers.unsqueeze(0))
+            out.append(paddle.concat([paddle.topk(dist[:, start:stop], min(self.topk, stop - start), axis=-1,
+                                                  largest=False)[1] for start, stop in levels], axis=1) + starts)
         return paddle.concat(out) if len(out) > 1 else out[0]
 
-    def _fetch_positives(self, blocks, ambiguous, obj_boxes, anchor_bboxes, anchor_centers):
-        """Candidates' IoU threshold and centre test, brought to the host in one copy.
+    def _above_threshold(self, cand, obj_boxes, anchor_bboxes):
+        """Candidates whose IoU with their object exceeds its threshold, mean + std of its candidates' IoUs.
 
         Args:
-            blocks (list of Tensor[M, k_l]), ambiguous (Tensor[M, levels] bool | None),
-            obj_boxes (Tensor[M, 4]), anchor_bboxes (Tensor[L, 4]), anchor_centers (Tensor[L, 2]).
+            cand (Tensor[M, K] int64), obj_boxes (Tensor[M, 4]), anchor_bboxes (Tensor[L, 4]).
         Returns:
-            cand (np.ndarray[M, K] int64), keep (np.ndarray[M, K] bool), ambiguous (np.ndarray[M, levels] | None).
+            Tensor[M, K] bool.
         """
-        cand = paddle.concat(blocks, axis=1)                                             # [M, K]
-        shape = cand.shape
-        flat = cand.flatten()
-        cand_boxes = paddle.gather(anchor_bboxes, flat).reshape(shape + [4])
+        cand_boxes = paddle.gather(anchor_bboxes, cand.flatten()).reshape(cand.shape + [4])
         iou = G.aligned_iou(obj_boxes.unsqueeze(1), cand_boxes, eps=G.IOU_EPS_ANCHOR)     # [M, K]
-        threshold = iou.mean(axis=-1, keepdim=True) + std_unbiased(iou)
-        cand_centers = paddle.gather(anchor_centers, flat).reshape(shape + [2])
-        keep = (iou > threshold) & G.points_inside_boxes(cand_centers, obj_boxes.unsqueeze(1))
-        parts = [cand.astype("int32").flatten(), keep.astype("int32").flatten()]
-        if ambiguous is not None:
-            parts.append(ambiguous.astype("int32").flatten())
-        host = paddle.concat(parts).numpy()
-        size = shape[0] * shape[1]
-        flags = host[2 * size:].reshape(shape[0], -1).astype(bool) if ambiguous is not None else None
-        return (host[:size].reshape(shape).astype(np.int64), host[size:2 * size].reshape(shape).astype(bool),
-                flags)
+        return iou > iou.mean(axis=-1, keepdim=True) + std_unbiased(iou)
 
     def _force_matching(self, assigned, positive, obj_boxes, anchor_bboxes, host):
         """Give an anchor to the object whose best-IoU anchor it is, where exactly one object says so.
@@ -255,9 +246,24 @@ class ATSSAssigner(nn.Layer):
             best.append(iou.argmax(axis=-1))
         best = paddle.concat(best) if len(best) > 1 else best[0]                       # [M]
         flat = best + paddle.to_tensor(host.image * num_anchors)
-        zeros = paddle.zeros([batch * num_anchors], "int64")
-        claims = paddle.put_along_axis(zeros, flat, paddle.ones_like(flat), axis=0, reduce="add")
-        owner = paddle.put_along_axis(zeros, flat, paddle.to_tensor(host.slot.astype(np.int64)), axis=0,
-                                      reduce="add")
+        claims = segment_reduce(paddle.ones_like(flat), flat, batch * num_anchors, "add")
+        owner = segment_reduce(paddle.to_tensor(host.slot.astype(np.int64)), flat, batch * num_anchors, "add")
         forced = (claims == 1).reshape([batch, num_anchors])
         return paddle.where(forced, owner.reshape([batch, num_anchors]), assigned), positive | forced
+
+
+
+def _pack(tensors):
+    """Int/bool tensors as one flat int32 tensor, to be brought to the host by a single copy (`_unpack`)."""
+    return paddle.concat([t.astype("int32").flatten() for t in tensors])
+
+
+def _unpack(host, tensors):
+    """The host copy of `_pack(tensors)` split back: list of np.ndarray, int64 (bool for bool tensors)."""
+    out, start = [], 0
+    for t in tensors:
+        size = int(np.prod(t.shape))
+        value = host[start:start + size].reshape(t.shape)
+        out.append(value.astype(bool) if t.dtype == paddle.bool else value.astype(np.int64))
+        start += size
+    return out

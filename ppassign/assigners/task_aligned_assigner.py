@@ -1,15 +1,19 @@
 """TOOD's task-aligned assigner (Feng et al., ICCV 2021), a drop-in for ppdet's TaskAlignedAssigner.
 
 Outputs equal PaddleDetection's TaskAlignedAssigner (tests/assigners/test_task_aligned_assigner.py checks
-parity). One call handles the real objects of every image together, so the operators it dispatches do not grow
-with the batch size, and it needs 2 device-to-host copies (3 when some object needs its full row):
+parity). One call handles the real objects of every image together, so the operators it dispatches depend
+neither on the batch size nor on ties, and it needs 2 device-to-host copies (3 when a tie needs a full row):
 
-1. ground truth + anchor points (validation and the host-side grid index work);
-2. each object's top-k anchors, positive flags and tie flags (to resolve anchors claimed by several objects).
+1. ground truth, anchor points and predicted boxes (validation and the host-side index work);
+2. each object's top-k metrics and anchors (to resolve anchors claimed by several objects);
+3. only when a top-k tie makes the choice depend on the full row: those rows' top-k.
 
 On a regular grid the anchors inside a box form a rectangle of each level, so the alignment metric is
-computed for (object, inside anchor) pairs only: no [B, n, L] metric, no [B, n, k, L] one-hot.
+computed for (object, inside anchor) pairs only: no [B, n, L] metric, no [B, n, k, L] one-hot. An anchor
+claimed by several objects is compared with the GT slots whose boxes overlap its prediction only.
 """
+import functools
+
 import numpy as np
 import paddle
 import paddle.nn as nn
@@ -19,12 +23,10 @@ from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_
     require_tensor
 from . import grid
 from .assign_utils import HostInputs, background_outputs, build_targets, dense_assignment, gather_rows, \
-    pack_outputs, resolve_claims, row_chunks, zero_ties_come_from_prefix
+    pack_outputs, resolve_claims, row_chunks, segment_reduce
 
 # Bytes of float temporaries a call may hold for [rows, L] metrics before rows are chunked.
 DEFAULT_MEMORY_BUDGET_MB = 256
-# Float [rows, L] temporaries alive at once while computing the alignment metric (IoU terms, scores, metric).
-_TEMPS_PER_ROW = 12
 
 
 class TaskAlignedAssigner(nn.Layer):
@@ -92,28 +94,36 @@ class TaskAlignedAssigner(nn.Layer):
         require_shape("gt_bboxes", gt_bboxes, [batch] + list(gt_bboxes.shape[1:]), "pred_scores is [B, L, C]")
         bg_index = check_bg_index(bg_index, num_classes)
         num_max = gt_bboxes.shape[1]
-        # device-to-host copy 1
-        host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=[anchor_points],
-                                finite=[("pred_bboxes", pred_bboxes), ("pred_scores", pred_scores)])
+        # device-to-host copy 1: ground truth, anchor points, predicted boxes
+        host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=[anchor_points, pred_bboxes],
+                                finite=[("pred_scores", pred_scores)])
         points_host = host.extra[0].reshape(num_anchors, 2)
         if not np.isfinite(points_host).all():
             raise ValueError("anchor_points contains NaN or inf values")
-        if host.num_objects == 0:
+        pred_host = host.extra[1].reshape(batch * num_anchors, 4)
+        if not np.isfinite(pred_host).all():
+            raise ValueError("pred_bboxes contains NaN or inf values")
+        pairs = InsidePairs.find(host.obj_boxes, points_host, counts)
+        if host.num_objects == 0 or pairs.size == 0:        # no anchor inside any object: all negatives
             *targets, assigned, positive = background_outputs(batch, num_anchors, num_classes, gt_labels,
                                                               gt_bboxes, bg_index)
             return pack_outputs(*targets, assigned, positive, num_max, self.return_mask_positive)
 
-        obj_boxes = gather_rows(gt_bboxes.reshape([-1, 4]), host.image * num_max + host.slot)   # [M, 4]
-        pair_obj, pair_anchor = self._positive_pairs(pred_scores, pred_bboxes, anchor_points, points_host, counts,
-                                                     obj_boxes, host)
-        # 4. an anchor claimed by several objects goes to the GT its prediction overlaps most
         flat_pred = pred_bboxes.reshape([-1, 4])
-        flat, slot = resolve_claims(host.image[pair_obj], host.slot[pair_obj], pair_anchor, num_anchors,
-                                    lambda f: gather_rows(flat_pred, f), gt_bboxes, G.IOU_EPS_PRED,
-                                    self.memory_budget_mb)
-        assigned, positive = dense_assignment(flat, slot, batch, num_anchors)
+        flat_scores = pred_scores.reshape([-1])
+        gt_index = host.image * num_max + host.slot                                       # [M] in B * n
+        ious, metric = self._pair_metric(flat_scores, flat_pred, gt_bboxes, gt_index, pairs, host, num_anchors,
+                                         num_classes)
+        chosen = self._top_k(pairs, metric, num_anchors)
+        # 4. an anchor claimed by several objects goes to the GT its prediction overlaps most
+        owner = pairs.owner[chosen]
+        claims = resolve_claims(host.image[owner], host.slot[owner], pairs.anchor[chosen], num_anchors,
+                                lambda f: pred_host[f], lambda f: gather_rows(flat_pred, f), host.boxes, gt_bboxes,
+                                G.IOU_EPS_PRED, self.memory_budget_mb)
+        assigned, positive = dense_assignment(claims.flat, claims.slot, batch, num_anchors)
         # 5. normalise: metric / max metric of the GT * max IoU of the GT, over the GT's positives
-        weights = self._normalised_metric(pred_scores, flat_pred, gt_labels, gt_bboxes, flat, slot)
+        weights = self._normalised_metric(claims, chosen, ious, metric, flat_scores, gt_labels, batch, num_anchors,
+                                          num_classes, num_max)
         labels, bboxes, scores = build_targets(assigned, positive, gt_labels, gt_bboxes, bg_index, num_classes,
                                                weights)
         return pack_outputs(labels, bboxes, scores, assigned, positive, num_max, self.return_mask_positive)
@@ -124,133 +134,191 @@ class TaskAlignedAssigner(nn.Layer):
         """t = s^alpha * u^beta, elementwise (ppdet's operation order)."""
         return scores.pow(self.alpha) * ious.pow(self.beta)
 
-    def _positive_pairs(self, pred_scores, pred_bboxes, anchor_points, points_host, counts, obj_boxes, host):
-        """1-3. (object, anchor) positives of the whole batch: the top-k metric among the anchors inside each.
+    def _pair_metric(self, flat_scores, flat_pred, gt_bboxes, gt_index, pairs, host, num_anchors, num_classes):
+        """IoU of the predicted box with the object and the metric, for every (object, inside anchor) pair.
 
         Returns:
-            pair_obj, pair_anchor (np.ndarray[P] int64).
+            ious, metric (Tensor[P]).
         """
-        axes = grid.level_axes(points_host, counts)
-        if axes is None:                                # points off a regular grid: full rows for every object
-            rows = np.arange(host.num_objects)
-            return self._full_row_pairs(pred_scores, pred_bboxes, anchor_points, obj_boxes, host, rows)
-        top_anchor, keep, ambiguous = self._sparse_topk(pred_scores, pred_bboxes, obj_boxes, points_host, axes, counts, host)
-        rows = np.nonzero(ambiguous)[0]
-        keep[rows] = False
-        obj, col = np.nonzero(keep)
-        pair_obj, pair_anchor = obj, top_anchor[obj, col]
-        if len(rows):                                   # device-to-host copy 3
-            more_obj, more_anchor = self._full_row_pairs(pred_scores, pred_bboxes, anchor_points, obj_boxes, host,
-                                                         rows)
-            pair_obj, pair_anchor = np.concatenate([pair_obj, more_obj]), np.concatenate([pair_anchor, more_anchor])
-        return pair_obj, pair_anchor
+        flat_anchor = host.image[pairs.owner] * num_anchors + pairs.anchor
+        ious = G.aligned_iou(gather_rows(gt_bboxes.reshape([-1, 4]), gt_index[pairs.owner]),
+                             gather_rows(flat_pred, flat_anchor), eps=G.IOU_EPS_PRED)
+        scores = gather_rows(flat_scores, flat_anchor * num_classes + host.obj_labels[pairs.owner])
+        return ious, self._metric(scores, ious)
 
-    def _sparse_topk(self, pred_scores, pred_bboxes, obj_boxes, points_host, axes, counts, host):
-        """Top-k by metric among the anchors inside each object, from (object, inside anchor) pairs only.
+    def _top_k(self, pairs, metric, num_anchors):
+        """3. The positive pairs: each object's k pairs of highest metric, as PaddleDetection's top-k over its row.
 
-        The chosen set equals a top-k over the full row (0 outside the object) whenever it does not depend on
-        how top-k breaks ties. It can when the k-th and (k+1)-th metric tie, or when fewer than k inside anchors
-        have a metric > 0 while some inside anchor has metric 0 (which zeros a full-row top-k picks); the
-        latter is settled without the row where the device's top-k is known to take zeros only from the row's
-        first k entries (`zero_ties_come_from_prefix`) and the object holds none of those anchors. The other
-        objects are flagged for the full row.
+        PaddleDetection ranks a row of L values, metric inside the object and 0 outside. Ranking the object's
+        pairs gives the same chosen set whenever that set does not depend on how the top-k kernel breaks ties,
+        i.e. unless the k-th and (k+1)-th metric tie, or fewer than k inside pairs have a metric > 0 while some
+        inside pair has metric <= 0 (then the zeros the kernel picks decide which inside anchors are chosen).
+        Those objects' full rows are rebuilt from the pair metrics and ranked by the same kernel; the CPU
+        shortcut `cpu_topk_keeps_zeros_of_the_row_start` settles the second case without the row where it holds.
 
-        Returns (device-to-host copy 2):
-            top_anchor (np.ndarray[M, k] int64), keep (np.ndarray[M, k] bool), ambiguous (np.ndarray[M] bool).
+        Returns (device-to-host copy 2, and copy 3 when some row is ranked in full):
+            np.ndarray[C] int64: positions of the chosen pairs in `pairs`.
         """
-        num_objects, num_anchors, num_classes = host.num_objects, sum(counts), pred_scores.shape[2]
-        k = min(self.topk, num_anchors)
-        owners, anchors = grid.inside_pairs(host.obj_boxes, points_host, axes, counts)
-        size = np.bincount(owners, minlength=num_objects)
-        if len(owners) == 0:
-            return np.zeros((num_objects, k), np.int64), np.zeros((num_objects, k), bool), np.zeros(num_objects, bool)
-        first = np.cumsum(size) - size
-        image = host.image[owners]
-        flat_anchor = image * num_anchors + anchors
-        ious = G.aligned_iou(gather_rows(obj_boxes, owners), gather_rows(pred_bboxes.reshape([-1, 4]), flat_anchor),
-                             eps=G.IOU_EPS_PRED)
-        scores = gather_rows(pred_scores.reshape([-1]), flat_anchor * num_classes + host.obj_labels[owners])
-        metric = self._metric(scores, ious)                                               # [P]
-        # order pairs by (object, metric descending, anchor): two stable sorts
+        num_objects, k = len(pairs.first), min(self.topk, num_anchors)
+        rank = np.arange(k + 1)
+        position = np.minimum(pairs.first[:, None] + rank, pairs.size - 1)              # [M, k + 1]
+        # pairs by (object, metric descending, anchor): two stable sorts
         by_metric = paddle.argsort(metric, descending=True, stable=True)
-        by_owner = paddle.argsort(paddle.gather(paddle.to_tensor(owners), by_metric), stable=True)
-        perm = paddle.gather(by_metric, by_owner)
-        metric_sorted = paddle.gather(metric, perm)
-        anchor_sorted = paddle.gather(paddle.to_tensor(anchors), perm)
-        rank = np.arange(k)
-        in_range = rank[None] < size[:, None]                                             # [M, k]
-        position = np.minimum(first[:, None] + rank[None], len(owners) - 1)
-        top_metric = gather_rows(metric_sorted, position.ravel()).reshape([num_objects, k])
-        top_anchor = gather_rows(anchor_sorted, position.ravel()).reshape([num_objects, k])
-        in_range_t = paddle.to_tensor(in_range)
-        if k == num_anchors:                            # every anchor is in the top-k: all inside ones are positive
-            keep = in_range_t
-            ambiguous = paddle.zeros([num_objects], "bool")
-        else:
-            keep = in_range_t & (top_metric > 0)
-            after = gather_rows(metric_sorted, np.minimum(first + k, len(owners) - 1))
-            tie = paddle.to_tensor(size > k) & (after > 0) & (top_metric[:, k - 1] == after)
-            num_pos = keep.astype("int64").sum(axis=-1)
-            risky = np.ones(num_objects, bool)
-            if zero_ties_come_from_prefix(k, num_anchors):
-                risky = np.bincount(owners[anchors < k], minlength=num_objects) > 0
-            short = (num_pos < k) & (paddle.to_tensor(size) > num_pos) & paddle.to_tensor(risky)
-            ambiguous = tie | short
-        host_view = paddle.concat([top_anchor.astype("int32").flatten(), keep.astype("int32").flatten(),
-                                   ambiguous.astype("int32")]).numpy()
-        cells = num_objects * k
-        return (host_view[:cells].reshape(num_objects, k).astype(np.int64),
-                host_view[cells:2 * cells].reshape(num_objects, k).astype(bool), host_view[2 * cells:].astype(bool))
+        by_owner = paddle.argsort(paddle.gather(paddle.to_tensor(pairs.owner), by_metric), stable=True)
+        picked = paddle.gather(paddle.gather(by_metric, by_owner), paddle.to_tensor(position.ravel()))
+        anchor_values = paddle.to_tensor(pairs.anchor.astype(np.float32))               # exact below 2^24
+        host_view = paddle.concat([paddle.gather(metric, picked), paddle.gather(anchor_values, picked)]).numpy()
+        values, anchors = host_view.reshape(2, num_objects, k + 1)
+        top, after, top_anchor = values[:, :k], values[:, k], anchors[:, :k].astype(np.int64)
+        counts = pairs.counts
+        keep = rank[None, :k] < counts[:, None]
+        ambiguous = np.zeros(num_objects, bool)
+        if k < num_anchors:                          # else every anchor of the row is chosen: no tie can matter
+            keep &= top > 0
+            tie = (counts > k) & (after > 0) & (top[:, k - 1] == after)
+            num_pos = keep.sum(1)
+            zeros_matter = np.ones(num_objects, bool)
+            if cpu_topk_keeps_zeros_of_the_row_start(k, num_anchors):
+                # the zeros a full-row top-k picks are then among anchors 0..k-1: they matter only if inside
+                zeros_matter = np.bincount(pairs.owner[pairs.anchor < k], minlength=num_objects) > 0
+            ambiguous = tie | ((num_pos < k) & (counts > num_pos) & zeros_matter)
+        keep[ambiguous] = False
+        obj, col = np.nonzero(keep)
+        chosen = pairs.position(obj, top_anchor[obj, col])
+        rows = np.nonzero(ambiguous)[0]
+        top_full = self._full_row_top_k(pairs, metric, rows, num_anchors, k)
+        if len(rows):                                # device-to-host copy 3
+            top_full = top_full.numpy()
+            obj = np.repeat(rows, k)
+            found = pairs.position(obj, top_full.ravel())
+            chosen = np.concatenate([chosen, found[found >= 0]])
+        return chosen
 
-    def _full_row_pairs(self, pred_scores, pred_bboxes, anchor_points, obj_boxes, host, rows):
-        """PaddleDetection's computation for objects `rows`: top-k of metric x inside over all L anchors.
+    def _full_row_top_k(self, pairs, metric, rows, num_anchors, k):
+        """PaddleDetection's top-k over full rows (metric inside the object, 0 elsewhere) for objects `rows`.
 
-        Returns (one device-to-host copy):
-            pair_obj, pair_anchor (np.ndarray[P] int64): chosen anchors that lie inside their object.
+        Runs on every call (on no rows when no tie needs it), so the operators a call dispatches do not
+        depend on ties.
+
+        Returns:
+            Tensor[R, k] int64: the chosen anchors of each row.
         """
-        num_anchors, num_classes = pred_scores.shape[1], pred_scores.shape[2]
-        k = min(self.topk, num_anchors)
-        column = paddle.arange(num_anchors, dtype="int64") * num_classes                  # [L]
-        flat_scores = pred_scores.reshape([-1])
-        idx, inside = [], []
-        for i, j in row_chunks(len(rows), num_anchors * 4 * _TEMPS_PER_ROW, self.memory_budget_mb):
+        out = []
+        for i, j in row_chunks(len(rows), num_anchors * 4 * 3, self.memory_budget_mb):
             part = rows[i:j]
-            boxes = gather_rows(obj_boxes, part).unsqueeze(1)                             # [t, 1, 4]
-            ious = G.aligned_iou(boxes, gather_rows(pred_bboxes, host.image[part]), eps=G.IOU_EPS_PRED)
-            base = host.image[part] * num_anchors * num_classes + host.obj_labels[part]
-            scores = paddle.gather(flat_scores, (paddle.to_tensor(base).unsqueeze(1) + column).flatten())
-            metric = self._metric(scores.reshape(ious.shape), ious)                     # [t, L]
-            is_in = G.points_inside_boxes(anchor_points.unsqueeze(0), boxes)
-            top = paddle.topk(metric * is_in.astype(metric.dtype), k, axis=-1)[1]
-            idx.append(top)
-            inside.append(paddle.take_along_axis(is_in.astype("int64"), top, axis=1))
-        both = paddle.concat([paddle.concat(idx), paddle.concat(inside)], axis=1).numpy()
-        chosen, is_in = both[:, :k], both[:, k:].astype(bool)
-        obj, col = np.nonzero(is_in)
-        return rows[obj], chosen[obj, col]
+            sel, row = pairs.ranges(part)
+            values = gather_rows(metric, sel)
+            full = paddle.scatter(paddle.zeros([len(part) * num_anchors], metric.dtype),
+                                  paddle.to_tensor(row * num_anchors + pairs.anchor[sel]), values)
+            out.append(paddle.topk(full.reshape([len(part), num_anchors]), k, axis=-1)[1])
+        return paddle.concat(out) if len(out) > 1 else out[0]
 
-    def _normalised_metric(self, pred_scores, flat_pred, gt_labels, gt_bboxes, flat, slot):
-        """Per anchor, t / (max t of its GT + eps) * (max IoU of its GT); 0 for negatives.
+    def _normalised_metric(self, claims, chosen, ious, metric, flat_scores, gt_labels, batch, num_anchors,
+                           num_classes, num_max):
+        """Per anchor, t / (max t of its GT + eps) * (max IoU of its GT), over the GT's positives; 0 for negatives.
+
+        A positive's t and IoU are those of its claiming pair, or, for an anchor claimed several times, of the
+        slot it went to (its IoU from `resolve_claims`, t recomputed with that slot's class).
 
         Args:
-            pred_scores (Tensor[B, L, C]), flat_pred (Tensor[B * L, 4]), gt_labels (Tensor[B, n, 1]),
-            gt_bboxes (Tensor[B, n, 4]), flat (np.ndarray[F]): positive anchors b * L + a, slot (Tensor[F]).
+            claims (Claims), chosen (np.ndarray[C]): the pairs `claims` was built from (positions in the pairs),
+            ious, metric (Tensor[P]): of every pair; flat_scores (Tensor[B * L * C]), gt_labels (Tensor[B, n, 1]).
         Returns:
             Tensor[B, L].
         """
-        batch, num_anchors, num_classes = pred_scores.shape
-        num_max = gt_bboxes.shape[1]
-        out = paddle.zeros([batch * num_anchors], pred_scores.dtype)
-        if len(flat) == 0:
-            return out.reshape([batch, num_anchors])
-        gt = slot + paddle.to_tensor((flat // num_anchors) * num_max)                      # [F] in B * n
-        ious = G.aligned_iou(paddle.gather(gt_bboxes.reshape([-1, 4]), gt), gather_rows(flat_pred, flat),
-                             eps=G.IOU_EPS_PRED)
-        label = paddle.gather(gt_labels.reshape([-1]).astype("int64"), gt)
-        scores = paddle.gather(pred_scores.reshape([-1]), label + paddle.to_tensor(flat * num_classes))
-        metric = self._metric(scores, ious)
-        zeros = paddle.zeros([batch * num_max], pred_scores.dtype)
-        max_metric = paddle.put_along_axis(zeros, gt, metric, axis=0, reduce="amax")
-        max_iou = paddle.put_along_axis(zeros, gt, ious, axis=0, reduce="amax")
-        value = metric / (paddle.gather(max_metric, gt) + self.eps) * paddle.gather(max_iou, gt)
+        flat = claims.flat
+        image = flat // num_anchors
+        claimer = chosen[claims.claimer]
+        winner = paddle.gather(claims.slot, paddle.to_tensor(claims.multi))
+        label = paddle.gather(gt_labels.reshape([-1]).astype("int64"),
+                              winner + paddle.to_tensor(image[claims.multi] * num_max))
+        scores = paddle.gather(flat_scores, label + paddle.to_tensor(flat[claims.multi] * num_classes))
+        multi = paddle.to_tensor(claims.multi)
+        pos_iou = paddle.scatter(gather_rows(ious, claimer), multi, claims.multi_iou)
+        pos_metric = paddle.scatter(gather_rows(metric, claimer), multi, self._metric(scores, claims.multi_iou))
+        gt = claims.slot + paddle.to_tensor(image * num_max)                                # [F] in B * n
+        max_metric = segment_reduce(pos_metric, gt, batch * num_max, "amax")              # metrics are >= 0
+        max_iou = segment_reduce(pos_iou, gt, batch * num_max, "amax")
+        value = pos_metric / (paddle.gather(max_metric, gt) + self.eps) * paddle.gather(max_iou, gt)
+        out = paddle.zeros([batch * num_anchors], metric.dtype)
         return paddle.scatter(out, paddle.to_tensor(flat), value).reshape([batch, num_anchors])
+
+
+class InsidePairs:
+    """The (object, anchor) pairs whose anchor point lies inside the object, on the host.
+
+    Attributes:
+        owner, anchor (np.ndarray[P] int64): sorted by owner, then anchor; first, counts (np.ndarray[M]): where
+        each object's pairs start and how many it has; size (int): P.
+    """
+
+    @classmethod
+    def find(cls, boxes, points, counts):
+        """From the grid rectangles when the points form per-level grids, else by testing every point."""
+        self = cls()
+        axes = grid.level_axes(points, counts)
+        if axes is not None:
+            self.owner, self.anchor = grid.inside_pairs(boxes, points, axes, counts)
+        else:
+            owners, anchors = [], []
+            for i, j in row_chunks(len(boxes), points.shape[0], _HOST_INSIDE_BUDGET_MB):
+                o, a = np.nonzero(G.points_inside_boxes(points[None], boxes[i:j, None]))
+                owners.append(o + i)
+                anchors.append(a)
+            self.owner, self.anchor = np.concatenate(owners), np.concatenate(anchors)
+        self.num_anchors = points.shape[0]
+        self.counts = np.bincount(self.owner, minlength=len(boxes))
+        self.first = np.cumsum(self.counts) - self.counts
+        self._keys = self.owner * self.num_anchors + self.anchor
+        return self
+
+    @property
+    def size(self):
+        return len(self.owner)
+
+    def position(self, obj, anchor):
+        """Positions of the pairs (obj, anchor) (np.ndarray int64), -1 where the anchor is not inside obj."""
+        keys = np.asarray(obj, np.int64) * self.num_anchors + np.asarray(anchor, np.int64)
+        pos = np.minimum(np.searchsorted(self._keys, keys), max(self.size - 1, 0))
+        return np.where(self._keys[pos] == keys, pos, -1) if self.size else np.full(len(keys), -1)
+
+    def ranges(self, objects):
+        """All pairs of `objects`: (positions [S], index of the object in `objects` for each [S])."""
+        sizes = self.counts[objects]
+        row = np.repeat(np.arange(len(objects)), sizes)
+        return self.first[objects][row] + np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes), row
+
+
+_PARTIAL_SORT_FACTOR = 64   # Paddle's CPU top-k (phi/kernels/cpu/top_k_kernel.cc) partial-sorts when k * 64 < width
+_HOST_INSIDE_BUDGET_MB = 64  # host booleans per chunk when points off a grid are tested one by one
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_zero_ties(k, width, place):
+    """Whether this device's paddle.topk, on a row of zeros with a few positives, takes its zeros from the
+    row's first k entries only."""
+    rng = np.random.default_rng(0)
+    positives = max(1, k // 2)
+    row = np.zeros(width, np.float32)
+    where = rng.choice(np.arange(k, width), size=positives, replace=False)
+    row[where] = rng.uniform(0.1, 1.0, size=positives).astype(np.float32)
+    row[: k // 2] = 0.5                        # positives inside the prefix too
+    picked = paddle.topk(paddle.to_tensor(row), k)[1].numpy()
+    zeros = picked[row[picked] == 0]
+    return bool(np.isin(np.nonzero(row)[0], picked).all() and (zeros < k).all())
+
+
+def cpu_topk_keeps_zeros_of_the_row_start(k, width):
+    """True when paddle.topk(row, k), for this (k, width) on this device, picks its 0-valued entries among the
+    row's first k only, whatever the rest of the row holds (non-negative values).
+
+    Why it can be relied on: Paddle's CPU kernel runs std::partial_sort when k * 64 < width, whose heap
+    selection keeps k entries and lets a later entry in only when it is strictly greater than the smallest kept
+    one, so a 0 after the first k entries never enters. An object none of whose inside anchors is among anchors
+    0..k-1 then needs no full row when it has fewer than k positive metrics. Checked once per (k, width, device)
+    by a probe; False on other devices (their kernels differ), where such objects are ranked on the full row.
+    """
+    place = str(paddle.get_device())
+    if not place.startswith("cpu") or k * _PARTIAL_SORT_FACTOR >= width:
+        return False
+    return _probe_zero_ties(int(k), int(width), place)

@@ -95,3 +95,71 @@ def level_slices(num_anchors_list):
         out.append((start, start + int(num)))
         start += int(num)
     return out
+
+
+
+# Grid cells per side at most when `overlapping_pairs` indexes boxes (bounds its keys and scans).
+_MAX_CELLS_PER_SIDE = 1024
+_CELL_SCALE = 2.0
+
+
+def _cell(values, origin, size, count):
+    """Grid cell of each coordinate, clipped to [0, count): monotone in the coordinate (np.ndarray int64)."""
+    return np.clip(np.floor((values - origin) / size), 0, count - 1).astype(np.int64)
+
+
+def _expand_ranges(lo, hi):
+    """For ranges [lo, hi): (range of each element, element) -- np.repeat without a Python loop."""
+    sizes = np.maximum(hi - lo, 0)
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    return owner, lo[owner] + np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+
+def overlapping_pairs(boxes1, image1, boxes2, image2):
+    """Host-side: every (i, j) of the same image whose boxes overlap with positive width and height.
+
+    Exactly the pairs whose `aligned_iou` overlap can be positive (float32 min(x2) > max(x1), same for y), found
+    without comparing every box with every other. The boxes2 are indexed by size class (largest side in
+    [2^c, 2^(c+1))): within a class each box sits in the grid cell of its top-left corner, cells of side 2^c;
+    a box1 scans, row by row, the cells whose boxes could reach it (one sorted-key range per row).
+
+    Args:
+        boxes1 (np.ndarray[m1, 4] float32), image1 (np.ndarray[m1] int64), boxes2 (np.ndarray[m2, 4] float32),
+        image2 (np.ndarray[m2] int64): xyxy boxes and the image each lies in.
+    Returns:
+        i, j (np.ndarray[P] int64), in no particular order.
+    """
+    found_i, found_j = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    if len(boxes1) and len(boxes2):
+        wide = boxes2.astype(np.float64)
+        queries = boxes1.astype(np.float64)
+        sides = np.maximum(wide[:, 2:] - wide[:, :2], 0)
+        size_class = np.floor(np.log2(np.maximum(sides.max(1), 1.0))).astype(np.int64)
+        size_class[(sides <= 0).any(1)] = -1                     # no positive width or height: overlaps nothing
+        for c in np.unique(size_class[size_class >= 0]):
+            members = np.nonzero(size_class == c)[0]
+            box = wide[members]
+            origin, far = box[:, :2].min(0), box[:, :2].max(0)
+            size = np.maximum(2.0 ** c, (far - origin).max() / _MAX_CELLS_PER_SIDE)
+            cols, rows = (np.floor((far - origin) / size).astype(np.int64) + 1)
+            key = (image2[members] * rows + _cell(box[:, 1], origin[1], size, rows)) * cols \
+                + _cell(box[:, 0], origin[0], size, cols)
+            order = np.argsort(key, kind="stable")
+            key, members = key[order], members[order]
+            # a box of the class overlaps a query only if its corner lies within reach (its sides) of the query
+            reach = sides[members].max(0) * (1 + 1e-6) + 1e-6
+            r0 = _cell(queries[:, 1] - reach[1], origin[1], size, rows)
+            r1 = _cell(queries[:, 3], origin[1], size, rows)
+            c0 = _cell(queries[:, 0] - reach[0], origin[0], size, cols)
+            c1 = _cell(queries[:, 2], origin[0], size, cols)
+            query, row = _expand_ranges(r0, r1 + 1)
+            base = (image1[query] * rows + row) * cols
+            strip, position = _expand_ranges(np.searchsorted(key, base + c0[query], "left"),
+                                             np.searchsorted(key, base + c1[query], "right"))
+            i, j = query[strip], members[position]
+            keep = np.minimum(boxes1[i, 3], boxes2[j, 3]) > np.maximum(boxes1[i, 1], boxes2[j, 1])
+            i, j = i[keep], j[keep]
+            keep = np.minimum(boxes1[i, 2], boxes2[j, 2]) > np.maximum(boxes1[i, 0], boxes2[j, 0])
+            found_i.append(i[keep])
+            found_j.append(j[keep])
+    return np.concatenate(found_i), np.concatenate(found_j)

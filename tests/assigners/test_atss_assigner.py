@@ -232,7 +232,7 @@ def test_integer_boxes_with_many_distance_ties_match_ppdet():
         assert_same_assignment(*_both(anchors, counts, labels, boxes, mask, force=force))
 
 
-def test_window_candidates_equal_full_level_candidates_as_sets():
+def test_window_candidates_equal_full_level_candidates_where_settled():
     from ppassign.ops import geometry
     from ppassign.assigners import grid
     rng = np.random.default_rng(10)
@@ -242,14 +242,23 @@ def test_window_candidates_equal_full_level_candidates_as_sets():
     anchor_centers = geometry.box_centers(anchors)
     layer = ATSSAssigner(topk=9)
     axes = grid.level_axes(anchor_centers.numpy(), counts)
-    blocks, ambiguous = layer._window_candidates(centers, anchor_centers, centers.numpy(), axes, counts)
-    ambiguous = ambiguous.numpy()
-    assert ambiguous.mean() < 0.2                     # random float boxes: ties at the k-th place are rare
-    rows = np.arange(12)
-    for level, block in enumerate(blocks):
-        full = layer._level_candidates(centers, anchor_centers, rows, geometry.level_slices(counts)[level])
-        settled = ~ambiguous[:, level]
-        np.testing.assert_array_equal(np.sort(block.numpy()[settled], 1), np.sort(full.numpy()[settled], 1))
+    window, unsettled = layer._window_candidates(centers, centers.numpy(), anchor_centers.numpy(), axes, counts)
+    assert unsettled.mean() < 0.2                     # random float boxes: ties and far centres are rare
+    full = layer._full_level_candidates(centers, anchor_centers, np.arange(12), geometry.level_slices(counts))
+    np.testing.assert_array_equal(window.numpy()[~unsettled], full.numpy()[~unsettled])   # same anchors, same order
+
+
+def test_objects_with_tied_window_distances_are_unsettled():
+    from ppassign.ops import geometry
+    from ppassign.assigners import grid
+    anchors, _, counts = anchor_grid(128)
+    _, boxes, _ = tie_gt(batch=1)
+    centers = geometry.box_centers(boxes[0])
+    anchor_centers = geometry.box_centers(anchors)
+    axes = grid.level_axes(anchor_centers.numpy(), counts)
+    _, unsettled = ATSSAssigner(topk=9)._window_candidates(centers, centers.numpy(), anchor_centers.numpy(), axes,
+                                                           counts)
+    assert unsettled.all()                            # every centre sits exactly between anchors
 
 
 # --- GPU shape: work per call does not grow with the batch ------------------------------------------------------
@@ -269,6 +278,18 @@ def test_operators_and_host_copies_do_not_grow_with_batch():
     assert many.operators == one.operators
     assert many.host_copies == one.host_copies == 2
     assert many.shape_syncs == 0
+
+
+def test_distance_ties_cost_neither_operators_nor_host_copies():
+    from benchmarks.profiling import profile_call
+    anchors, points, counts = anchor_grid(128)
+    labels, tied, mask = tie_gt(batch=2)
+    plain = paddle.to_tensor(tied.numpy() + np.float32(0.37))                    # same boxes, off the ties
+    layer = ATSSAssigner(num_classes=NUM_CLASSES, force_gt_matching=True)
+    with_ties = profile_call(layer, anchors, counts, labels, tied, mask, BG)[1]
+    without = profile_call(layer, anchors, counts, labels, plain, mask, BG)[1]
+    assert with_ties.operators == without.operators
+    assert with_ties.host_copies == without.host_copies == 2
 
 
 def test_unbiased_std_is_bit_identical_to_paddle_std():

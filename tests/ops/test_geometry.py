@@ -95,3 +95,37 @@ def test_center_distances_equal_the_norm_ppdet_takes():
 def test_level_slices_partition_the_anchors():
     assert G.level_slices([6, 4, 1]) == [(0, 6), (6, 10), (10, 11)]
     assert G.level_slices([]) == []
+
+
+class TestOverlappingPairs:
+    @staticmethod
+    def _brute_force(b1, g1, b2, g2):
+        overlap = ((np.minimum(b1[:, None, 2], b2[None, :, 2]) > np.maximum(b1[:, None, 0], b2[None, :, 0]))
+                   & (np.minimum(b1[:, None, 3], b2[None, :, 3]) > np.maximum(b1[:, None, 1], b2[None, :, 1]))
+                   & (g1[:, None] == g2[None]))
+        return set(zip(*np.nonzero(overlap)))
+
+    @pytest.mark.parametrize("seed", range(8))
+    def test_equals_brute_force_on_mixed_sizes_images_and_edges(self, seed):
+        rng = np.random.default_rng(seed)
+        b1, b2 = _boxes(rng, 40, size=300), _boxes(rng, 70, size=300)
+        b2[:20] = np.round(b2[:20] / 10) * 10                  # shared edges: touching is not overlapping
+        b1[:10] = b2[:10]
+        b2[-3:] = [[-500.0, -500.0, 900.0, 900.0], [0.0, 0.0, 0.0, 0.0], [50.0, 50.0, 50.0, 80.0]]
+        g1, g2 = rng.integers(0, 3, 40), rng.integers(0, 3, 70)
+        i, j = G.overlapping_pairs(b1, g1, b2, g2)
+        assert len(set(zip(i, j))) == len(i)                   # each pair once
+        assert set(zip(i, j)) == self._brute_force(b1, g1, b2, g2)
+
+    def test_touching_boxes_and_other_images_are_left_out(self):
+        b1 = np.array([[0.0, 0.0, 10.0, 10.0]], "float32")
+        b2 = np.array([[10.0, 0.0, 20.0, 10.0], [0.0, 10.0, 10.0, 20.0], [9.0, 9.0, 12.0, 12.0],
+                       [1.0, 1.0, 2.0, 2.0]], "float32")
+        i, j = G.overlapping_pairs(b1, np.zeros(1, np.int64), b2, np.array([0, 0, 0, 1]))
+        assert sorted(zip(i, j)) == [(0, 2)]
+
+    def test_empty_inputs_give_no_pairs(self):
+        box = np.array([[0.0, 0.0, 1.0, 1.0]], "float32")
+        for b1, b2 in [(box[:0], box), (box, box[:0])]:
+            i, j = G.overlapping_pairs(b1, np.zeros(len(b1), np.int64), b2, np.zeros(len(b2), np.int64))
+            assert len(i) == len(j) == 0
