@@ -244,3 +244,13 @@ def assign_both_ways(assigner, anchors, num_anchors_list, case):
                               pred_bboxes=t(case["pred_bboxes"][b]), pred_scores=t(case["pred_scores"][b]), **kwargs)
         single.append([f.numpy() for f in out])
     return [f.numpy() for f in batched], [np.stack(f) for f in zip(*single)]
+
+
+def assert_batch_equals_per_image(assigner, seed, image_size=64, **anchor_args):
+    """assign_batch on a random_batch equals per-image assign field by field; image 1 (no object) all negative."""
+    anchors, counts = retina_anchors(image_size, **anchor_args)
+    case = random_batch(np.random.default_rng(seed), anchors, image_size=image_size)
+    batched, single = assign_both_ways(assigner, anchors, counts, case)
+    for name, got, ref in zip(("matches", "labels", "cls_targets", "cls_weights", "reg_weights"), batched, single):
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert (batched[1][1] == 0).all() and (batched[0][1] == 0).all()

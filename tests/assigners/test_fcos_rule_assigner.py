@@ -4,7 +4,7 @@ import pytest
 
 import ppassign  # noqa: F401
 from ppassign.assigners import FCOSRuleAssigner
-from retina_cases import assign_both_ways, np_fcos, random_batch, random_boxes, retina_anchors, t
+from retina_cases import assert_batch_equals_per_image, np_fcos, random_boxes, retina_anchors, t
 
 STRIDES = (8, 16, 32)
 SIZES = [[-1, 64], [64, 128], [128, np.inf]]
@@ -75,11 +75,8 @@ def test_default_ranges_follow_fcos_and_bad_arguments_raise():
         FCOSRuleAssigner((8, 16))(t(anchors), t(np.array([[0, 0, 9, 9]], "float32")), num_anchors_list=counts)
 
 
+
 @pytest.mark.parametrize("seed", range(3))
 def test_assign_batch_equals_per_image_assign(seed):
-    anchors, counts = retina_anchors(64)
-    case = random_batch(np.random.default_rng(seed), anchors, image_size=64)
-    batched, single = assign_both_ways(FCOSRuleAssigner(strides=(8, 16, 32), object_sizes_of_interest=[[-1, 16], [16, 32], [32, 1e8]]), anchors, counts, case)
-    for name, got, ref in zip(("matches", "labels", "cls_targets", "cls_weights", "reg_weights"), batched, single):
-        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6, err_msg=name)
-    assert (batched[1][1] == 0).all() and (batched[0][1] == 0).all()     # image 1 has no object
+    rule = FCOSRuleAssigner(strides=(8, 16, 32), object_sizes_of_interest=[[-1, 16], [16, 32], [32, 1e8]])
+    assert_batch_equals_per_image(rule, seed)
