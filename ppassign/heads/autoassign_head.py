@@ -35,7 +35,6 @@ with the learnable class-wise one; Table 4 removes the implicit objectness):
   parallel or the optimizer; forward returns None in place of its logits).
 """
 import paddle
-import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle import ParamAttr
 from paddle.nn.initializer import Constant
@@ -53,10 +52,6 @@ POS_LOSS_WEIGHT = 0.25
 NEG_LOSS_WEIGHT = 0.75
 CENTER_LOSS_WEIGHT = 0.75
 FOCAL_GAMMA = 2.0
-# MMDetection AutoAssignHead.init_weights: cls bias from prior 0.02, regression bias 4.0 (boxes start at
-# 4 strides from the location on each side).
-CLS_PRIOR_PROB = 0.02
-REG_BIAS_INIT = 4.0
 # MMDetection CenterPrior: with force_topk, an object without any location inside takes the 9 of highest prior.
 FORCE_TOPK = 9
 # MMDetection: EPS = 1e-12 guards divisions and logs.
@@ -172,69 +167,52 @@ def negative_loss(p_cls, w_neg, gamma=FOCAL_GAMMA):
     return (q.pow(gamma) * -paddle.log((1.0 - q).clip(min=EPS))).sum()
 
 
-class AutoAssignHead(nn.Layer):
+class AutoAssignHead(fb.FCOSStyleHead):
     """AutoAssign head: FCOS towers (GN), per-level scale, ltrb regression, implicit objectness.
 
     Args:
-        num_classes (int): C.
-        in_channels (int): FPN channels (taken from the neck by `from_config`).
-        feat_channels (int): tower width. num_convs (int): tower depth. num_groups (int): GroupNorm groups.
-        fpn_stride (list[int]): strides of the FPN levels the head receives.
+        num_classes, in_channels, feat_channels, num_convs, norm_groups, fpn_stride, conv_bias, prior_prob,
+        reg_bias_init, point_offset, nms_pre, nms: the FCOS-style head's (`fcos_base.FCOSStyleHead`; in_channels
+            and fpn_stride from the neck when built from YAML). conv_bias defaults to False (the official code
+            and MMDetection have a tower-conv bias: docs/autoassign.md); point_offset 0.5 (cell centres; the
+            official code and MMDetection use 0).
         temperature (float): tau of C(P) = exp(P / tau). loc_weight (float): lambda of P(loc) = exp(-lambda L).
         pos_loss_weight, neg_loss_weight, center_loss_weight (float): loss weights (0 disables the center loss).
         focal_gamma (float): gamma of the negative focal loss.
         force_topk (int): locations forced into S_n for objects with no location inside (0: off).
-        prior_prob (float): initial P(cls | obj). reg_bias_init (float): initial ltrb in strides.
-        point_offset (float): location offset in cells (0.5 = cell centres; the original code uses 0).
-        nms_pre (int): locations kept per level before NMS.
-        nms (MultiClassNMS): injected by ppdet.
-        conv_bias (bool): bias in the towers' 3x3 convs (MMDetection's AutoAssignHead: True; default False).
         center_prior (str): 'learnable' | 'fixed' | 'off'; confidence_weighting (bool); objectness (bool):
             the paper's ablations, see the module docstring.
+        num_groups (int | None): the old name of norm_groups, accepted until the next release (with a
+            logged warning).
     """
-    __shared__ = ["num_classes"]
-    __inject__ = ["nms"]
 
     def __init__(self, num_classes=80, in_channels=256, feat_channels=256, num_convs=fb.TOWER_NUM_CONVS,
-                 num_groups=fb.GN_GROUPS, fpn_stride=(8, 16, 32, 64, 128), temperature=TEMPERATURE,
-                 loc_weight=LOC_WEIGHT, pos_loss_weight=POS_LOSS_WEIGHT, neg_loss_weight=NEG_LOSS_WEIGHT,
-                 center_loss_weight=CENTER_LOSS_WEIGHT, focal_gamma=FOCAL_GAMMA, force_topk=FORCE_TOPK,
-                 prior_prob=CLS_PRIOR_PROB, reg_bias_init=REG_BIAS_INIT, point_offset=fb.POINT_OFFSET,
-                 nms_pre=fb.NMS_PRE, nms="MultiClassNMS", conv_bias=False, center_prior="learnable",
-                 confidence_weighting=True, objectness=True):
-        super().__init__()
-        if center_prior not in CENTER_PRIORS:
-            raise ValueError(f"center_prior must be one of {CENTER_PRIORS}, got {center_prior!r}")
-        for name, value in (("conv_bias", conv_bias), ("confidence_weighting", confidence_weighting),
-                            ("objectness", objectness)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be True or False, got {value!r}")
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.num_classes = int(num_classes)
-        self.fpn_stride = [int(s) for s in fpn_stride]
-        self.in_channels = in_channels
+                 norm_groups=fb.GN_GROUPS, fpn_stride=fb.FPN_STRIDES, conv_bias=False, prior_prob=fb.CLS_PRIOR_PROB,
+                 reg_bias_init=fb.REG_BIAS_INIT, point_offset=fb.POINT_OFFSET, nms_pre=fb.NMS_PRE,
+                 nms="MultiClassNMS", temperature=TEMPERATURE, loc_weight=LOC_WEIGHT, pos_loss_weight=POS_LOSS_WEIGHT,
+                 neg_loss_weight=NEG_LOSS_WEIGHT, center_loss_weight=CENTER_LOSS_WEIGHT, focal_gamma=FOCAL_GAMMA,
+                 force_topk=FORCE_TOPK, center_prior="learnable", confidence_weighting=True, objectness=True,
+                 num_groups=None):
+        norm_groups = fb.renamed_argument("AutoAssignHead", "num_groups", "norm_groups", num_groups, norm_groups,
+                                          fb.GN_GROUPS)
+        fb.check_choice("center_prior", center_prior, CENTER_PRIORS)
+        fb.check(fb.BOOL, confidence_weighting=confidence_weighting, objectness=objectness)
+        fb.check(fb.POSITIVE, temperature=temperature, loc_weight=loc_weight)
+        fb.check(fb.NON_NEGATIVE, pos_loss_weight=pos_loss_weight, neg_loss_weight=neg_loss_weight,
+                 center_loss_weight=center_loss_weight, focal_gamma=focal_gamma)
+        fb.check(fb.NON_NEGATIVE_INT, force_topk=force_topk)
+        self.objectness = objectness  # read by _init_predictors, which the base constructor calls
+        super().__init__(num_classes, in_channels, feat_channels, num_convs, norm_groups, fpn_stride, conv_bias,
+                         prior_prob, reg_bias_init, point_offset, nms_pre, nms)
         self.temperature = temperature
         self.loc_weight = loc_weight
         self.pos_loss_weight = pos_loss_weight
         self.neg_loss_weight = neg_loss_weight
         self.center_loss_weight = center_loss_weight
         self.focal_gamma = focal_gamma
-        self.force_topk = int(force_topk)
-        self.point_offset = point_offset
-        self.nms_pre = nms_pre
-        self.nms = nms
+        self.force_topk = force_topk
         self.center_prior = center_prior
         self.confidence_weighting = confidence_weighting
-        self.objectness = objectness
-        self.cls_tower = fb.ConvTower(in_channels, feat_channels, num_convs, num_groups, conv_bias)
-        self.reg_tower = fb.ConvTower(in_channels, feat_channels, num_convs, num_groups, conv_bias)
-        self.cls_conv = fb.conv3x3(feat_channels, self.num_classes, fb.prior_bias(prior_prob))
-        self.reg_conv = fb.conv3x3(feat_channels, 4, reg_bias_init)
-        self.obj_conv = fb.conv3x3(feat_channels, 1) if objectness else None
-        self.scales = nn.LayerList([fb.Scale() for _ in self.fpn_stride])
         # Center weighting (Sec. 3.2): the prior starts as a standard Gaussian at the box centre; 'fixed' and
         # 'off' keep it there (parameters with trainable=False: no gradient, left out by ppdet's optimizer).
         learn = center_prior == "learnable"
@@ -243,55 +221,27 @@ class AutoAssignHead(nn.Layer):
         self.sigma = self.create_parameter([self.num_classes, 2],
                                            attr=ParamAttr(initializer=Constant(1.0), trainable=learn))
 
-    @classmethod
-    def from_config(cls, cfg, input_shape):
-        return {"in_channels": input_shape[0].channels}
+    def _init_predictors(self, feat_channels, prior_prob, reg_bias_init):
+        self.cls_conv = fb.conv3x3(feat_channels, self.num_classes, fb.prior_bias(prior_prob))
+        self.reg_conv = fb.conv3x3(feat_channels, 4, reg_bias_init)
+        self.obj_conv = fb.conv3x3(feat_channels, 1) if self.objectness else None
 
-    # ----------------------------------------------------------------------------------------------------
-    def _check_feats(self, fpn_feats):
-        if not isinstance(fpn_feats, (list, tuple)) or len(fpn_feats) != len(self.fpn_stride):
-            raise ValueError(f"fpn_feats must be a list of {len(self.fpn_stride)} levels (fpn_stride="
-                             f"{self.fpn_stride}), got {type(fpn_feats).__name__} of "
-                             f"{len(fpn_feats) if isinstance(fpn_feats, (list, tuple)) else 'n/a'}")
-        for i, feat in enumerate(fpn_feats):
-            # a paddle.Tensor, or a static-graph Value while exporting: check the shape only
-            if not hasattr(feat, "shape") or len(feat.shape) != 4:
-                raise ValueError(f"fpn_feats[{i}] must be a [B, C, H, W] tensor, got "
-                                 f"{list(getattr(feat, 'shape', [])) or type(feat).__name__}")
-            if feat.shape[1] != self.in_channels:
-                raise ValueError(f"fpn_feats[{i}] must have {self.in_channels} channels, got shape "
-                                 f"{list(feat.shape)}")
-
-    def forward(self, fpn_feats, targets=None):
-        """Training (`targets` given, layer in train mode): the loss dict. Otherwise the raw outputs.
+    def outputs(self, fpn_feats):
+        """Raw per-level outputs.
 
         Args:
             fpn_feats (list[Tensor[B, in_channels, H_l, W_l]]).
-            targets (dict | None): ppdet inputs with gt_bbox [B, n, 4], gt_class [B, n, 1],
-                pad_gt_mask [B, n, 1] (PadGT).
         Returns:
-            dict of losses, or (cls_logits, ltrb, obj_logits, points): per-level lists of [B, C, H, W],
-            [B, 4, H, W] (pixels), [B, 1, H, W] (None with objectness=False) and [H*W, 2].
+            (cls_logits, ltrb, obj_logits, points): per-level lists of [B, C, H, W], [B, 4, H, W] (pixels),
+            [B, 1, H, W] (None with objectness=False) and [H*W, 2].
         """
-        self._check_feats(fpn_feats)
         cls_logits, ltrbs, obj_logits, points = [], [], [], []
-        for feat, stride, scale in zip(fpn_feats, self.fpn_stride, self.scales):
-            cls_feat = self.cls_tower(feat)
-            reg_feat = self.reg_tower(feat)
+        for level, (cls_feat, reg_feat) in enumerate(self.tower_features(fpn_feats)):
             cls_logits.append(self.cls_conv(cls_feat))
-            # FCOS norm_reg_targets: relu(scale * x) in strides, turned into pixels.
-            ltrbs.append(F.relu(scale(self.reg_conv(reg_feat))) * stride)
+            ltrbs.append(self.distances(self.reg_conv(reg_feat), level))
             obj_logits.append(self.obj_conv(reg_feat) if self.objectness else None)
-            height, width = feat.shape[2], feat.shape[3]
-            if height is None or height < 0 or width is None or width < 0:  # unknown at export time
-                height, width = paddle.shape(feat)[2], paddle.shape(feat)[3]
-            points.append(fb.level_points(height, width, stride, self.point_offset))
-        outs = (cls_logits, ltrbs, obj_logits, points)
-        if self.training and targets is not None:
-            losses = self.get_loss(outs, targets)
-            losses["loss"] = paddle.add_n(list(losses.values()))
-            return losses
-        return outs
+            points.append(self.points_of(fpn_feats[level], level))
+        return cls_logits, ltrbs, obj_logits, points
 
     # ----------------------------------------------------------------------------------------------------
     def get_loss(self, outs, targets):
@@ -302,7 +252,7 @@ class AutoAssignHead(nn.Layer):
             targets (dict): gt_bbox [B, n, 4], gt_class [B, n, 1], pad_gt_mask [B, n, 1] (when absent, slots
                 with an all-zero box are padding).
         Returns:
-            dict: loss_pos, loss_neg, loss_center (scalars).
+            dict: loss_pos, loss_neg, loss_center and their sum loss (scalars).
         """
         cls_logits, ltrbs, obj_logits, points_list = outs
         batch = cls_logits[0].shape[0]
@@ -326,7 +276,9 @@ class AutoAssignHead(nn.Layer):
                 zero = zero + (self.mu.sum() + self.sigma.sum()) * 0
             loss_pos = loss_pos + zero
             loss_center = loss_center + zero
-        return {"loss_pos": loss_pos, "loss_neg": loss_neg, "loss_center": loss_center}
+        losses = {"loss_pos": loss_pos, "loss_neg": loss_neg, "loss_center": loss_center}
+        losses["loss"] = paddle.add_n(list(losses.values()))
+        return losses
 
     def _batch_losses(self, cls_prob, boxes, points, strides, gt_bbox, gt_labels, valid):
         """Loss sums of a batch; padded slots (and images without objects) have an empty S_n.
@@ -363,9 +315,10 @@ class AutoAssignHead(nn.Layer):
         """P(cls): sigmoid(cls) * sigmoid(obj) (eq. 3), or sigmoid(cls) alone with objectness=False.
 
         Args:
-            cls_logits (Tensor[..., C]), obj_logits (Tensor[..., 1] | None): None only with objectness=False.
+            cls_logits (Tensor[..., C]), obj_logits (Tensor[..., 1] | None): None only with objectness=False
+                (or maps [B, C, H, W] and [B, 1, H, W]).
         Returns:
-            Tensor[..., C].
+            Tensor[..., C] (or [B, C, H, W]).
         """
         if not self.objectness:
             return F.sigmoid(cls_logits)
@@ -399,8 +352,5 @@ class AutoAssignHead(nn.Layer):
             bbox_pred (Tensor[N, 6]) (class, score, x1, y1, x2, y2), bbox_num (Tensor[B]).
         """
         cls_logits, ltrbs, obj_logits, points = outs
-        scores = [self.class_probability(c.flatten(2).transpose([0, 2, 1]),
-                                         o.flatten(2).transpose([0, 2, 1]) if self.objectness else None)
-                  for c, o in zip(cls_logits, obj_logits)]
-        ltrb = [d.flatten(2).transpose([0, 2, 1]) for d in ltrbs]
-        return fb.post_process(scores, ltrb, points, scale_factor, self.nms, self.nms_pre)
+        scores = [self.class_probability(c, o) for c, o in zip(cls_logits, obj_logits)]
+        return self.detect(scores, ltrbs, points, scale_factor)

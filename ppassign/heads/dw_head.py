@@ -31,7 +31,6 @@ one that removes exactly that weighting (our choice, not the paper's stated prot
     so that only the weight changes (with P_neg = 1 it would be 0, clipped to 1: an un-normalised sum).
 """
 import paddle
-import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.vision.ops import deform_conv2d
 
@@ -64,10 +63,8 @@ POS_LOSS_WEIGHT = 0.25
 PRIOR_MEAN = 0.0
 PRIOR_SIGMA = 1.11
 HARD_PRIOR_THR = 0.3
-# official init_weights: conv_cls bias_init_with_prob(0.02), conv_reg N(0, 0.01) with bias 4.0, conv_centerness
-# and reg_offset N(0, 0.01) with bias 0.
-CLS_PRIOR_PROB = 0.02
-REG_BIAS_INIT = 4.0
+# official init_weights: conv_cls bias_init_with_prob(0.02), conv_reg N(0, 0.01) with bias 4.0
+# (fcos_base.CLS_PRIOR_PROB, REG_BIAS_INIT), conv_centerness and reg_offset N(0, 0.01) with bias 0.
 # official test_cfg: score_thr 0.05, nms iou 0.6, max_per_img 100, nms_pre 1000 (see the configs).
 # mmdet bbox_overlaps default eps (the IoU that feeds P_neg).
 IOU_EPS = 1e-6
@@ -336,7 +333,7 @@ def refine_ltrb(ltrb, offsets, points, stride, clamp=False):
 
 # --- the head ---------------------------------------------------------------------------------------------------
 
-class DWHead(nn.Layer):
+class DWHead(fcos_base.FCOSStyleHead):
     """FCOS-style head trained with DW's dual weighting; optional box refinement.
 
     Towers of 3x3 conv + GN + ReLU; classification from the cls tower; ltrb regression (ReLU(Scale(x)) * stride),
@@ -347,101 +344,73 @@ class DWHead(nn.Layer):
     ``head(fpn_feats)`` then ``head.post_process(outs, scale_factor)`` in evaluation.
 
     Args:
-        num_classes (int): C.
-        in_channels (int): FPN channels (from the neck when built from YAML).
-        feat_channels (int), num_convs (int), norm_groups (int): towers.
-        fpn_stride (list[int]): one stride per FPN level.
+        num_classes, in_channels, feat_channels, num_convs, norm_groups, fpn_stride, conv_bias, prior_prob,
+        reg_bias_init, point_offset, nms_pre, nms: the FCOS-style head's (`fcos_base.FCOSStyleHead`; in_channels
+            and fpn_stride from the neck when built from YAML). conv_bias defaults to True, as the official head
+            (strongwolf/DW, MMDetection's AnchorFreeHead with conv_bias=True); docs/dw.md, "Tower-conv bias", has
+            what the bias is worth on the built-in dataset.
         with_refine (bool): box refinement (official ``reg_refine``; True in the 42.1 AP setting).
         soft_prior (bool): Gaussian centre prior kept soft (official default) or thresholded.
         beta, mu, norm_mu, gamma1, gamma2 (float): see the module constants.
-        nms (MultiClassNMS): ppdet NMS (injected from YAML).
-        nms_pre (int): locations kept per level before NMS.
-        conv_bias (bool): bias in the towers' 3x3 convs, as the official head (strongwolf/DW, MMDetection's
-            AnchorFreeHead with conv_bias=True); False gives this project's towers before 2026-12-03 (docs/dw.md,
-            "Tower-conv bias", has what the bias is worth on the built-in dataset).
         pos_weighting, neg_weighting (bool): the ablations of the module docstring (True: DW).
         refine_sampling (str): where a refinement boundary point beyond the feature map reads: 'zeros' (official:
             0, which clips that side to 0 and stops its gradients, a dead side; on small maps many sides start
             dead: the coarse boxes start 4 strides wide per side) or 'clamp' (the border cell; see docs/dw.md).
     """
-    __shared__ = ["num_classes"]
-    __inject__ = ["nms"]
 
     def __init__(self, num_classes=80, in_channels=256, feat_channels=256, num_convs=fcos_base.TOWER_NUM_CONVS,
-                 norm_groups=fcos_base.GN_GROUPS, fpn_stride=(8, 16, 32, 64, 128), with_refine=True,
-                 soft_prior=True, beta=BETA, mu=MU, norm_mu=NORM_MU_OFFICIAL, gamma1=GAMMA1, gamma2=GAMMA2,
-                 nms="MultiClassNMS", nms_pre=fcos_base.NMS_PRE, conv_bias=True, pos_weighting=True,
-                 neg_weighting=True, refine_sampling="zeros"):
-        super().__init__()
-        _check_args(num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,
-                    num_convs=num_convs, fpn_stride=fpn_stride, beta=beta, mu=mu, norm_mu=norm_mu,
-                    gamma1=gamma1, gamma2=gamma2, conv_bias=conv_bias, pos_weighting=pos_weighting,
-                    neg_weighting=neg_weighting)
-        if refine_sampling not in REFINE_SAMPLING:
-            raise ValueError(f"refine_sampling must be one of {', '.join(REFINE_SAMPLING)}, got {refine_sampling!r}")
-        self.refine_sampling = refine_sampling
-        self.num_classes = int(num_classes)
-        self.in_channels = int(in_channels)
-        self.fpn_stride = [int(s) for s in fpn_stride]
-        self.with_refine = bool(with_refine)
-        self.soft_prior = bool(soft_prior)
+                 norm_groups=fcos_base.GN_GROUPS, fpn_stride=fcos_base.FPN_STRIDES, conv_bias=True,
+                 prior_prob=fcos_base.CLS_PRIOR_PROB, reg_bias_init=fcos_base.REG_BIAS_INIT,
+                 point_offset=fcos_base.POINT_OFFSET, nms_pre=fcos_base.NMS_PRE, nms="MultiClassNMS",
+                 with_refine=True, soft_prior=True, beta=BETA, mu=MU, norm_mu=NORM_MU_OFFICIAL, gamma1=GAMMA1,
+                 gamma2=GAMMA2, pos_weighting=True, neg_weighting=True, refine_sampling="zeros"):
+        fcos_base.check(fcos_base.BOOL, with_refine=with_refine, soft_prior=soft_prior, pos_weighting=pos_weighting,
+                        neg_weighting=neg_weighting)
+        fcos_base.check(fcos_base.POSITIVE, beta=beta, mu=mu, norm_mu=norm_mu, gamma1=gamma1, gamma2=gamma2)
+        fcos_base.check_choice("refine_sampling", refine_sampling, REFINE_SAMPLING)
+        self.with_refine = with_refine  # read by _init_predictors, which the base constructor calls
+        super().__init__(num_classes, in_channels, feat_channels, num_convs, norm_groups, fpn_stride, conv_bias,
+                         prior_prob, reg_bias_init, point_offset, nms_pre, nms)
+        self.soft_prior = soft_prior
         self.beta, self.mu, self.norm_mu = float(beta), float(mu), float(norm_mu)
         self.gamma1, self.gamma2 = float(gamma1), float(gamma2)
-        self.nms = nms
-        self.nms_pre = nms_pre
         self.pos_weighting, self.neg_weighting = pos_weighting, neg_weighting
-        self.cls_tower = fcos_base.ConvTower(in_channels, feat_channels, num_convs, norm_groups, conv_bias)
-        self.reg_tower = fcos_base.ConvTower(in_channels, feat_channels, num_convs, norm_groups, conv_bias)
-        self.conv_cls = fcos_base.conv3x3(feat_channels, num_classes, fcos_base.prior_bias(CLS_PRIOR_PROB))
-        self.conv_reg = fcos_base.conv3x3(feat_channels, 4, REG_BIAS_INIT)
+        self.refine_sampling = refine_sampling
+        self.reg_offset = fcos_base.conv3x3(feat_channels, 8, 0.0) if with_refine else None
+
+    def _init_predictors(self, feat_channels, prior_prob, reg_bias_init):
+        self.conv_cls = fcos_base.conv3x3(feat_channels, self.num_classes, fcos_base.prior_bias(prior_prob))
+        self.conv_reg = fcos_base.conv3x3(feat_channels, 4, reg_bias_init)
         self.conv_centerness = fcos_base.conv3x3(feat_channels, 1, 0.0)
-        self.scales = nn.LayerList([fcos_base.Scale(1.0) for _ in self.fpn_stride])
-        self.reg_offset = fcos_base.conv3x3(feat_channels, 8, 0.0) if self.with_refine else None
 
-    @classmethod
-    def from_config(cls, cfg, input_shape):
-        return {"in_channels": input_shape[0].channels,
-                "fpn_stride": [int(round(s.stride)) for s in input_shape]}
-
-    def forward_coarse(self, feats):
+    def forward_coarse(self, fpn_feats):
         """Raw per-level outputs before refinement.
 
         Args:
-            feats (list[Tensor[B, in_channels, H_l, W_l]]).
+            fpn_feats (list[Tensor[B, in_channels, H_l, W_l]]).
         Returns:
             list of (cls_logits [B, C, H, W], ltrb [B, 4, H, W] pixels, centerness_logits [B, 1, H, W],
             offsets [B, 8, H, W] | None) per level.
         """
-        if not isinstance(feats, (list, tuple)) or len(feats) != len(self.fpn_stride):
-            raise ValueError(f"feats must be a list of one map per fpn_stride ({len(self.fpn_stride)}), got "
-                             f"{len(feats) if isinstance(feats, (list, tuple)) else type(feats).__name__}")
-        for i, feat in enumerate(feats):  # shapes only: also a static-graph value while exporting
-            if len(getattr(feat, "shape", [])) != 4 or feat.shape[1] != self.in_channels:
-                raise ValueError(f"feats[{i}] must be [B, {self.in_channels}, H, W], got "
-                                 f"{list(getattr(feat, 'shape', [])) or type(feat).__name__}")
         out = []
-        for x, scale, stride in zip(feats, self.scales, self.fpn_stride):
-            cls_feat = self.cls_tower(x)
-            reg_feat = self.reg_tower(x)
-            ltrb = F.relu(scale(self.conv_reg(reg_feat))) * stride
+        for level, (cls_feat, reg_feat) in enumerate(self.tower_features(fpn_feats)):
+            ltrb = self.distances(self.conv_reg(reg_feat), level)
             offsets = self.reg_offset(reg_feat) if self.with_refine else None
             out.append((self.conv_cls(cls_feat), ltrb, self.conv_centerness(reg_feat), offsets))
         return out
 
-    def forward(self, feats, targets=None):
-        """Training (targets given): the loss dict. Otherwise (cls_logits, ltrb, centerness_logits) lists."""
+    def outputs(self, fpn_feats):
+        """(cls_logits, ltrb, centerness_logits): per-level lists of [B, C, H, W], [B, 4, H, W] (pixels, refined
+        with with_refine) and [B, 1, H, W]."""
         cls_list, ltrb_list, ctr_list = [], [], []
-        for (cls_logits, ltrb, ctr, offsets), stride in zip(self.forward_coarse(feats), self.fpn_stride):
+        for level, (cls_logits, ltrb, ctr, offsets) in enumerate(self.forward_coarse(fpn_feats)):
             if offsets is not None:
-                points = fcos_base.level_points(ltrb.shape[2], ltrb.shape[3], stride)
-                ltrb = refine_ltrb(ltrb, offsets, points, stride, self.refine_sampling == "clamp")
+                ltrb = refine_ltrb(ltrb, offsets, self.points_of(ltrb, level), self.fpn_stride[level],
+                                   self.refine_sampling == "clamp")
             cls_list.append(cls_logits)
             ltrb_list.append(ltrb)
             ctr_list.append(ctr)
-        outs = (cls_list, ltrb_list, ctr_list)
-        if targets is not None and self.training:
-            return self.get_loss(outs, targets)
-        return outs
+        return cls_list, ltrb_list, ctr_list
 
     def get_loss(self, outs, targets):
         """DW losses of a batch.
@@ -455,7 +424,7 @@ class DWHead(nn.Layer):
         """
         cls_list, ltrb_list, ctr_list = outs
         gt_bboxes, gt_labels, valid = fcos_base.padded_targets(targets, cls_list[0].shape[0], self.num_classes)
-        points, point_strides, _ = fcos_base.multi_level_points(cls_list, self.fpn_stride)
+        points, point_strides, _ = fcos_base.multi_level_points(cls_list, self.fpn_stride, self.point_offset)
         scores = (F.sigmoid(fcos_base.flatten_levels(cls_list))
                   * F.sigmoid(fcos_base.flatten_levels(ctr_list)))
         ltrb = fcos_base.flatten_levels(ltrb_list)
@@ -477,28 +446,6 @@ class DWHead(nn.Layer):
             bbox_pred (Tensor[N, 6]) (class, score, x1, y1, x2, y2), bbox_num (Tensor[B]).
         """
         cls_list, ltrb_list, ctr_list = outs
-        scores, dists, points = [], [], []
-        for cls_logits, ltrb, ctr, stride in zip(cls_list, ltrb_list, ctr_list, self.fpn_stride):
-            scores.append((F.sigmoid(cls_logits) * F.sigmoid(ctr)).flatten(2).transpose([0, 2, 1]))
-            dists.append(ltrb.flatten(2).transpose([0, 2, 1]))
-            points.append(fcos_base.level_points(ltrb.shape[2], ltrb.shape[3], stride))
-        return fcos_base.post_process(scores, dists, points, scale_factor, self.nms, self.nms_pre)
-
-
-def _check_args(**kwargs):
-    """ValueError naming the first bad constructor argument."""
-    for name in ("num_classes", "in_channels", "feat_channels", "num_convs"):
-        value = kwargs[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    strides = kwargs["fpn_stride"]
-    if (not isinstance(strides, (list, tuple)) or not strides
-            or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0 for s in strides)):
-        raise ValueError(f"fpn_stride must be a non-empty list of positive strides, got {strides!r}")
-    for name in ("beta", "mu", "norm_mu", "gamma1", "gamma2"):
-        value = kwargs[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
-    for name in ("conv_bias", "pos_weighting", "neg_weighting"):
-        if not isinstance(kwargs[name], bool):
-            raise ValueError(f"{name} must be True or False, got {kwargs[name]!r}")
+        scores = [F.sigmoid(cls_logits) * F.sigmoid(ctr) for cls_logits, ctr in zip(cls_list, ctr_list)]
+        points = [self.points_of(ltrb, level) for level, ltrb in enumerate(ltrb_list)]
+        return self.detect(scores, ltrb_list, points, scale_factor)

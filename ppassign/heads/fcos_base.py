@@ -1,5 +1,6 @@
-"""Pieces shared by FCOS-style dense heads (AutoAssign, DW): tower, per-level scale, points, box coding,
-GIoU loss, Gaussian centre prior and post-processing.
+"""What the FCOS-style dense heads (AutoAssign, DW) share: `FCOSStyleHead` (arguments and their checks, towers,
+per-level scales, where ``in_channels`` and ``fpn_stride`` come from, locations, post-processing), and the
+functions their losses are written with (points, box coding, GIoU loss, Gaussian centre prior, padded targets).
 
 Conventions (used by every function below):
   * B batch, n max GTs per image, L locations over all levels, L_l locations of one level, C classes.
@@ -10,22 +11,33 @@ Conventions (used by every function below):
     ppdet's FCOSHead with ``num_shift=0.5``). Locations are ordered level by level, row-major in a level, the
     order of ``feat.flatten(2)``.
 """
+import logging
 import math
 
 import paddle
 import paddle.distributed as dist
 import paddle.nn as nn
+import paddle.nn.functional as F
 from paddle import ParamAttr
 from paddle.nn.initializer import Constant, Normal
 
 from ..ops import validation
 
+logger = logging.getLogger("ppassign")
+
 # FCOS (Tian et al. 2019), Sec. 3 / its code: 4 convs per tower, GN with 32 groups, N(0, 0.01) init.
 TOWER_NUM_CONVS = 4
 GN_GROUPS = 32
 CONV_INIT_STD = 0.01
+# FCOS / AutoAssign / DW on COCO: P3-P7.
+FPN_STRIDES = (8, 16, 32, 64, 128)
 # Centre of a cell (FCOS, ppdet FCOSHead num_shift=0.5).
 POINT_OFFSET = 0.5
+# Initial P(cls) 0.02 and regression bias 4.0 (boxes start 4 strides from the location on each side): the
+# official AutoAssign code (Megvii-BaseDetection/AutoAssign), MMDetection's AutoAssignHead.init_weights and the
+# official DW head (strongwolf/DW init_weights) all use these.
+CLS_PRIOR_PROB = 0.02
+REG_BIAS_INIT = 4.0
 # mmdet GIoULoss default eps, added to the union and the enclosing area.
 GIOU_EPS = 1e-6
 # MMDetection's test_cfg for FCOS-style heads: boxes kept per level before NMS.
@@ -35,6 +47,64 @@ NMS_PRE = 1000
 # values and shapes only, so they are marked `not_to_static` (dy2static's rewrite also loses module constants
 # used as default arguments: "NameError: name 'POINT_OFFSET' is not defined").
 _plain = paddle.jit.not_to_static
+
+
+# --- constructor argument checks: a rule is (what a value must be, test) -------------------------------------
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+POSITIVE_INT = ("an int > 0", lambda v: _is_int(v) and v > 0)
+NON_NEGATIVE_INT = ("an int >= 0", lambda v: _is_int(v) and v >= 0)
+INT = ("an int", _is_int)
+POSITIVE = ("a number > 0", lambda v: _is_number(v) and v > 0)
+NON_NEGATIVE = ("a number >= 0", lambda v: _is_number(v) and v >= 0)
+NUMBER = ("a number", _is_number)
+PROBABILITY = ("a number in (0, 1)", lambda v: _is_number(v) and 0 < v < 1)
+BOOL = ("True or False", lambda v: isinstance(v, bool))
+STRIDES = ("a non-empty list of numbers > 0",
+           lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(POSITIVE[1](s) for s in v))
+
+
+def check(rule, **values):
+    """ValueError naming the first argument (given as name=value) that breaks `rule`, e.g. ``check(BOOL, a=a)``."""
+    what, test = rule
+    for name, value in values.items():
+        if not test(value):
+            raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def check_choice(name, value, choices):
+    """ValueError naming `name` unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def renamed_argument(owner, old, new, old_value, new_value, new_default):
+    """The value of an argument renamed `old` -> `new`; the old name is accepted for one release.
+
+    Args:
+        owner (str): the head's YAML name. old_value: None when the old name is not given.
+        new_value, new_default: the new name's value and its default.
+    Returns:
+        The value to use: `old_value` (with a logged warning naming the new key) when given, else `new_value`.
+        (A logged warning, not ``warnings.warn``: importing ppdet switches Python warnings off.)
+    Raises:
+        ValueError when both names are given with different values.
+    """
+    if old_value is None:
+        return new_value
+    if new_value != new_default and new_value != old_value:
+        raise ValueError(f"{owner}: {old} is the old name of {new}; give {new} only (got {old}={old_value!r}, "
+                         f"{new}={new_value!r})")
+    logger.warning("ppassign: %s.%s is renamed %s: write '%s: %s' (the old name is accepted until the next release)",
+                   owner, old, new, new, old_value)
+    return old_value
+
 
 
 def prior_bias(prior_prob):
@@ -61,24 +131,20 @@ class ConvTower(nn.Sequential):
     Args:
         in_channels (int), feat_channels (int): channels in / of every conv.
         num_convs (int): depth.
-        num_groups (int): GroupNorm groups; must divide feat_channels.
-        conv_bias (bool): a bias (initialised to 0) in every 3x3 conv, ahead of GroupNorm, as MMDetection's
-            AutoAssignHead and the official DW head (strongwolf/DW; both MMDetection's AnchorFreeHead with
-            ``conv_bias=True``). Each head passes its own default: DWHead True, AutoAssignHead False.
+        norm_groups (int): GroupNorm groups; must divide feat_channels.
+        conv_bias (bool): a bias (initialised to 0) in every 3x3 conv, ahead of GroupNorm.
     Input [B, in_channels, H, W] -> output [B, feat_channels, H, W].
     """
 
-    def __init__(self, in_channels=256, feat_channels=256, num_convs=TOWER_NUM_CONVS, num_groups=GN_GROUPS,
-                 conv_bias=False):
-        if feat_channels % num_groups:
-            raise ValueError(f"feat_channels ({feat_channels}) must be divisible by num_groups ({num_groups})")
-        if not isinstance(conv_bias, bool):
-            raise ValueError(f"conv_bias must be True or False, got {conv_bias!r}")
+    def __init__(self, in_channels, feat_channels, num_convs, norm_groups, conv_bias):
+        check(BOOL, conv_bias=conv_bias)
+        if feat_channels % norm_groups:
+            raise ValueError(f"feat_channels ({feat_channels}) must be divisible by norm_groups ({norm_groups})")
         layers = []
         for i in range(num_convs):
             layers += [(f"conv{i}", conv3x3(in_channels if i == 0 else feat_channels, feat_channels,
                                             bias=conv_bias)),
-                       (f"norm{i}", nn.GroupNorm(num_groups, feat_channels)), (f"relu{i}", nn.ReLU())]
+                       (f"norm{i}", nn.GroupNorm(norm_groups, feat_channels)), (f"relu{i}", nn.ReLU())]
         super().__init__(*layers)
 
 
@@ -91,6 +157,138 @@ class Scale(nn.Layer):
 
     def forward(self, x):
         return x * self.scale
+
+
+class FCOSStyleHead(nn.Layer):
+    """An FCOS-style head: two towers (``cls_tower``, ``reg_tower``), a `Scale` per level (``scales``), ltrb
+    regression in pixels, locations at cell centres; what AutoAssignHead and DWHead share.
+
+    A subclass creates its prediction convs in `_init_predictors` (their attribute names are its state-dict keys)
+    and implements `outputs` (raw per-level outputs), `get_loss` and `post_process`. Parameters are created in the
+    order towers, prediction convs, scales, then what the subclass adds, so that a seeded head starts from the
+    same weights whatever the class layout.
+
+    Built from YAML by ppdet's ``FCOS`` architecture, `from_config` takes ``in_channels`` and ``fpn_stride`` from
+    the neck's outputs; a ``fpn_stride`` written in the YAML must equal them.
+
+    Args (every subclass has them first, in this order, with its own defaults):
+        num_classes (int): C.
+        in_channels (int): FPN channels.
+        feat_channels (int), num_convs (int), norm_groups (int): tower width, depth, GroupNorm groups.
+        fpn_stride (list[int]): one stride per FPN level.
+        conv_bias (bool): a bias in every tower conv.
+        prior_prob (float): initial sigmoid of the classification conv. reg_bias_init (float): initial ltrb in
+            strides.
+        point_offset (float): location offset in cells (0.5 = cell centres).
+        nms_pre (int): locations kept per level before NMS (<= 0 keeps all).
+        nms (MultiClassNMS): ppdet's NMS (injected from YAML).
+    """
+    __shared__ = ["num_classes"]
+    __inject__ = ["nms"]
+
+    def __init__(self, num_classes, in_channels, feat_channels, num_convs, norm_groups, fpn_stride, conv_bias,
+                 prior_prob, reg_bias_init, point_offset, nms_pre, nms):
+        super().__init__()
+        check(POSITIVE_INT, num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,
+              num_convs=num_convs, norm_groups=norm_groups)
+        check(STRIDES, fpn_stride=fpn_stride)
+        check(BOOL, conv_bias=conv_bias)
+        check(PROBABILITY, prior_prob=prior_prob)
+        check(NUMBER, reg_bias_init=reg_bias_init, point_offset=point_offset)
+        check(INT, nms_pre=nms_pre)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.fpn_stride = [int(s) for s in fpn_stride]
+        self.point_offset = point_offset
+        self.nms_pre = nms_pre
+        self.nms = nms
+        self.cls_tower = ConvTower(in_channels, feat_channels, num_convs, norm_groups, conv_bias)
+        self.reg_tower = ConvTower(in_channels, feat_channels, num_convs, norm_groups, conv_bias)
+        self._init_predictors(feat_channels, prior_prob, reg_bias_init)
+        self.scales = nn.LayerList([Scale() for _ in self.fpn_stride])
+
+    def _init_predictors(self, feat_channels, prior_prob, reg_bias_init):
+        """Create the head's prediction convs (on the towers' `feat_channels`-channel outputs)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, cfg, input_shape):
+        """``in_channels`` and ``fpn_stride`` from the neck's outputs (ppdet ShapeSpecs, one per level).
+
+        Raises:
+            ValueError when the YAML sets a ``fpn_stride`` other than the neck's strides.
+        """
+        kwargs = {"in_channels": input_shape[0].channels}
+        if any(getattr(s, "stride", None) is None for s in input_shape):
+            return kwargs
+        strides = [int(round(s.stride)) for s in input_shape]
+        if "fpn_stride" in cfg and [int(s) for s in cfg["fpn_stride"]] != strides:
+            raise ValueError(f"{cls.__name__}.fpn_stride {list(cfg['fpn_stride'])} does not match the neck's "
+                             f"output strides {strides}: leave the key out (the head takes the neck's) or set "
+                             f"it to {strides}")
+        kwargs["fpn_stride"] = strides
+        return kwargs
+
+    def forward(self, fpn_feats, targets=None):
+        """Training (`targets` given, layer in train mode): `get_loss`, the loss dict with their sum ``loss``.
+        Otherwise `outputs`, the raw per-level outputs that `post_process` turns into boxes.
+
+        Args:
+            fpn_feats (list[Tensor[B, in_channels, H_l, W_l]]): one map per ``fpn_stride``.
+            targets (dict | None): ppdet inputs with gt_bbox [B, n, 4], gt_class [B, n, 1], pad_gt_mask
+                [B, n, 1] (PadGT; when absent, slots with an all-zero box are padding).
+        """
+        outs = self.outputs(fpn_feats)
+        if self.training and targets is not None:
+            return self.get_loss(outs, targets)
+        return outs
+
+    def check_feats(self, fpn_feats):
+        """ValueError unless `fpn_feats` is one [B, in_channels, H, W] map per level (shapes only: also a
+        static-graph value while exporting)."""
+        if not isinstance(fpn_feats, (list, tuple)) or len(fpn_feats) != len(self.fpn_stride):
+            got = len(fpn_feats) if isinstance(fpn_feats, (list, tuple)) else type(fpn_feats).__name__
+            raise ValueError(f"fpn_feats must be a list of one map per fpn_stride {self.fpn_stride}, got {got}")
+        for i, feat in enumerate(fpn_feats):
+            if len(getattr(feat, "shape", [])) != 4 or feat.shape[1] != self.in_channels:
+                raise ValueError(f"fpn_feats[{i}] must be [B, {self.in_channels}, H, W], got "
+                                 f"{list(getattr(feat, 'shape', [])) or type(feat).__name__}")
+
+    def tower_features(self, fpn_feats):
+        """The checked features through both towers.
+
+        Returns:
+            list of (cls_feat, reg_feat) per level, each Tensor[B, feat_channels, H_l, W_l].
+        """
+        self.check_feats(fpn_feats)
+        return [(self.cls_tower(feat), self.reg_tower(feat)) for feat in fpn_feats]
+
+    def distances(self, reg, level):
+        """ltrb in pixels from the regression conv's output of one level: relu(scale * x) * stride (FCOS
+        norm_reg_targets: the conv predicts distances in strides)."""
+        return F.relu(self.scales[level](reg)) * self.fpn_stride[level]
+
+    def points_of(self, feat, level):
+        """Locations (Tensor[H*W, 2]) of level `level` for a [B, *, H, W] map of that level (its size read at run
+        time when unknown, as while exporting with a dynamic image size)."""
+        height, width = feat.shape[2], feat.shape[3]
+        if height is None or height < 0 or width is None or width < 0:
+            height, width = paddle.shape(feat)[2], paddle.shape(feat)[3]
+        return level_points(height, width, self.fpn_stride[level], self.point_offset)
+
+    def detect(self, score_maps, ltrb_maps, points, scale_factor):
+        """Boxes in original-image pixels: per-level top-k, decode, rescale, multi-class NMS (`post_process`).
+
+        Args:
+            score_maps (list[Tensor[B, C, H_l, W_l]]): class probabilities.
+            ltrb_maps (list[Tensor[B, 4, H_l, W_l]]): distances in input pixels.
+            points (list[Tensor[H_l*W_l, 2]]), scale_factor (Tensor[B, 2]): (scale_y, scale_x).
+        Returns:
+            bbox_pred (Tensor[N, 6]) (class, score, x1, y1, x2, y2), bbox_num (Tensor[B]).
+        """
+        return post_process(level_rows(score_maps), level_rows(ltrb_maps), points, scale_factor, self.nms,
+                            self.nms_pre)
+
 
 
 @_plain
@@ -253,9 +451,15 @@ def post_process(scores_list, ltrb_list, points_list, scale_factor, nms, nms_pre
 
 
 @_plain
+def level_rows(maps):
+    """[B, X, H_l, W_l] per level -> [B, H_l*W_l, X] per level (row-major)."""
+    return [m.flatten(2).transpose([0, 2, 1]) for m in maps]
+
+
+@_plain
 def flatten_levels(maps):
     """[B, X, H_l, W_l] per level -> one Tensor[B, L, X] (level by level, row-major)."""
-    return paddle.concat([m.flatten(2).transpose([0, 2, 1]) for m in maps], axis=1)
+    return paddle.concat(level_rows(maps), axis=1)
 
 
 def padded_targets(targets, batch, num_classes):

@@ -13,6 +13,7 @@ from ppdet.modeling.layers import MultiClassNMS
 
 C = 3
 STRIDES = [8, 16]
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "autoassign", "autoassign_synthetic.yml")
 
 
 def t(x, dtype="float32"):
@@ -20,7 +21,7 @@ def t(x, dtype="float32"):
 
 
 def make_head(**kw):
-    args = dict(num_classes=C, in_channels=16, feat_channels=16, num_convs=1, num_groups=4, fpn_stride=STRIDES,
+    args = dict(num_classes=C, in_channels=16, feat_channels=16, num_convs=1, norm_groups=4, fpn_stride=STRIDES,
                 nms=MultiClassNMS(score_threshold=0.05, keep_top_k=100, nms_threshold=0.6))
     args.update(kw)
     return aa.AutoAssignHead(**args)
@@ -49,15 +50,23 @@ def test_positive_weights_sum_to_one_over_each_objects_locations():
     assert (w[in_s.numpy()] > 0).all()
 
 
-def test_negative_weights_in_unit_range_one_outside_zero_at_best_iou():
+def _two_object_negative_weights():
+    """w- [L=6, C] of object 0 (class 2, locations 0-2) and object 1 (class 0, locations 2-4)."""
     in_s = t([[1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]], "bool")
     best_iou = t([0.2, 0.7, 0.4, 0.1, 0.9, 0.95])
-    labels = t([2, 0], "int64")
-    w = aa.negative_weights(best_iou, in_s, labels, C).numpy()  # [L, C]
+    return aa.negative_weights(best_iou, in_s, t([2, 0], "int64"), C).numpy()
+
+
+def test_negative_weights_are_zero_at_each_objects_best_iou_and_one_at_its_worst():
+    w = _two_object_negative_weights()
     assert w.shape == (6, C) and (w >= 0).all() and (w <= 1).all()
     np.testing.assert_allclose(w[1, 2], 0, atol=1e-6)  # object 0's best IoU (0.7) among locations 0-2
     np.testing.assert_allclose(w[4, 0], 0, atol=1e-6)  # object 1's best IoU (0.9) among locations 2-4
     np.testing.assert_allclose(w[0, 2], 1, atol=1e-6)  # object 0's worst location
+
+
+def test_negative_weights_are_one_outside_every_box_and_off_the_objects_class():
+    w = _two_object_negative_weights()
     np.testing.assert_allclose(w[5], 1)  # outside every box: 1 even with the highest IoU
     np.testing.assert_allclose(w[:, 1], 1)  # class without objects
     np.testing.assert_allclose(w[3:, 2], 1)  # outside object 0, on its class channel
@@ -93,19 +102,30 @@ def test_center_prior_peaks_at_learned_mu_on_every_level():
     np.testing.assert_allclose(prior[l8], np.exp(-0.25), rtol=1e-6)
 
 
-def test_force_topk_gives_tiny_boxes_locations():
+def _in_s_with_force_topk(force_topk):
+    """S_n of a tiny box without any location strictly inside (object 0) and a large box (object 1)."""
     _, points, strides = grid_points()
-    gts = t([[5, 5, 7, 6], [0, 0, 30, 30]])  # no location strictly inside the first box
-    labels = t([0, 0], "int64")
+    gts = t([[5, 5, 7, 6], [0, 0, 30, 30]])
     inside = aa.inside_boxes(points, gts)
     assert not inside.numpy()[0].any()
-    _, in_s = aa.center_weights(points, strides, gts, labels, paddle.zeros([C, 2]), paddle.ones([C, 2]),
-                                inside, force_topk=3)
-    assert in_s.numpy()[0].sum() == 3
-    np.testing.assert_array_equal(in_s.numpy()[1], inside.numpy()[1])  # unchanged where locations exist
-    _, in_s_off = aa.center_weights(points, strides, gts, labels, paddle.zeros([C, 2]), paddle.ones([C, 2]),
-                                    inside, force_topk=0)
-    assert in_s_off.numpy()[0].sum() == 0
+    _, in_s = aa.center_weights(points, strides, gts, t([0, 0], "int64"), paddle.zeros([C, 2]), paddle.ones([C, 2]),
+                                inside, force_topk=force_topk)
+    return inside.numpy(), in_s.numpy()
+
+
+def test_force_topk_gives_a_box_without_locations_inside_its_k_highest_prior_locations():
+    _, in_s = _in_s_with_force_topk(3)
+    assert in_s[0].sum() == 3
+
+
+def test_force_topk_leaves_boxes_with_locations_inside_unchanged():
+    inside, in_s = _in_s_with_force_topk(3)
+    np.testing.assert_array_equal(in_s[1], inside[1])
+
+
+def test_force_topk_zero_leaves_a_box_without_locations_inside_empty():
+    _, in_s = _in_s_with_force_topk(0)
+    assert in_s[0].sum() == 0
 
 
 # ---------------------------------------------------------------------------------------- full loss vs NumPy
@@ -294,22 +314,24 @@ def test_gradients_reach_prior_objectness_and_towers():
         assert param.grad is not None and float(param.grad.abs().sum()) > 0, name
 
 
-def test_zero_object_images_and_batches_give_finite_losses():
+@pytest.mark.parametrize("targets", [
+    "an image without objects",
+    "only padding slots",
+    "no slot at all",  # what ppdet's PadGT yields when no image of the batch has a box
+])
+def test_batches_with_empty_images_give_finite_losses_and_prior_gradients(targets):
     head = make_head()
     head.train()
-    case = fixed_case()
-    for targets in (targets_of(case),  # image 1 has none
-                    {"gt_bbox": paddle.zeros([2, 3, 4]), "gt_class": paddle.zeros([2, 3, 1], "int32"),
-                     "pad_gt_mask": paddle.zeros([2, 3, 1])},
-                    # what ppdet's PadGT yields when no image of the batch has a box
-                    {"gt_bbox": paddle.zeros([2, 0, 4]), "gt_class": paddle.zeros([2, 0, 1], "int32"),
-                     "pad_gt_mask": paddle.zeros([2, 0, 1])}):
-        losses = head(feats(), targets)
-        for key, value in losses.items():
-            assert np.isfinite(float(value)), key
-        losses["loss"].backward()
-        assert head.mu.grad is not None
-        head.clear_gradients()
+    targets = {"an image without objects": targets_of(fixed_case()),
+               "only padding slots": {"gt_bbox": paddle.zeros([2, 3, 4]), "gt_class": paddle.zeros([2, 3, 1], "int32"),
+                                      "pad_gt_mask": paddle.zeros([2, 3, 1])},
+               "no slot at all": {"gt_bbox": paddle.zeros([2, 0, 4]), "gt_class": paddle.zeros([2, 0, 1], "int32"),
+                                  "pad_gt_mask": paddle.zeros([2, 0, 1])}}[targets]
+    losses = head(feats(), targets)
+    for key, value in losses.items():
+        assert np.isfinite(float(value)), key
+    losses["loss"].backward()
+    assert head.mu.grad is not None
 
 
 def test_post_process_returns_boxes_in_original_image_pixels():
@@ -357,21 +379,6 @@ def test_bad_targets_raise_value_error_naming_the_argument(key, value, name):
     targets[key] = value
     with pytest.raises(ValueError, match=name):
         head(feats(), targets)
-
-
-def test_bad_features_raise_value_error():
-    head = make_head()
-    with pytest.raises(ValueError, match="fpn_feats"):
-        head(feats()[:1])
-    with pytest.raises(ValueError, match=r"fpn_feats\[1\]"):
-        head([paddle.rand([1, 16, 8, 8]), paddle.rand([1, 8, 4, 4])])
-
-
-def test_bad_constructor_arguments_raise():
-    with pytest.raises(ValueError, match="num_classes"):
-        make_head(num_classes=0)
-    with pytest.raises(ValueError, match="temperature"):
-        make_head(temperature=0)
 
 
 # ------------------------------------------------------------------------------------------------ ablations
@@ -434,61 +441,103 @@ def test_center_prior_off_keeps_the_confidence_factor_only():
     np.testing.assert_allclose(w_pos.numpy()[0], c / c.sum(), rtol=1e-5, atol=1e-7)
 
 
-def test_fixed_and_off_center_priors_are_never_trained():
-    for mode in ("fixed", "off"):
-        head = make_head(center_prior=mode)
-        head.train()
-        losses = head(feats(), targets_of(fixed_case()))
-        losses["loss"].backward()
-        for param, value in ((head.mu, 0.0), (head.sigma, 1.0)):
-            assert not param.trainable and param.grad is None, mode
-            np.testing.assert_array_equal(param.numpy(), value)
-        trainable = [n for n, p in head.named_parameters() if p.trainable]
-        assert "mu" not in trainable and "sigma" not in trainable
-    assert make_head().mu.trainable
+@pytest.mark.parametrize("mode", ["fixed", "off"])
+def test_fixed_and_off_center_priors_are_never_trained(mode):
+    head = make_head(center_prior=mode)
+    head.train()
+    losses = head(feats(), targets_of(fixed_case()))
+    losses["loss"].backward()
+    for param, value in ((head.mu, 0.0), (head.sigma, 1.0)):
+        assert not param.trainable and param.grad is None, mode
+        np.testing.assert_array_equal(param.numpy(), value)
+    trainable = [n for n, p in head.named_parameters() if p.trainable]
+    assert "mu" not in trainable and "sigma" not in trainable
 
 
-def test_objectness_off_scores_are_the_class_sigmoid_and_no_obj_conv_exists():
+def test_learnable_center_prior_is_trainable():
+    head = make_head()
+    assert head.mu.trainable and head.sigma.trainable
+
+
+def test_objectness_off_creates_no_objectness_conv():
     head = make_head(objectness=False)
     assert head.obj_conv is None and not any("obj" in n for n, _ in head.named_parameters())
+    head.eval()
+    assert head(feats(batch=1))[2] == [None, None]
+
+
+def test_objectness_off_class_probability_is_the_class_sigmoid():
     logits = t(np.random.RandomState(0).randn(2, 5, C))
-    np.testing.assert_allclose(head.class_probability(logits).numpy(), 1 / (1 + np.exp(-logits.numpy())),
-                               rtol=1e-6)
+    np.testing.assert_allclose(make_head(objectness=False).class_probability(logits).numpy(),
+                               1 / (1 + np.exp(-logits.numpy())), rtol=1e-6)
+
+
+def test_objectness_off_detection_score_has_no_objectness_factor():
+    head = make_head(objectness=False)
     head.eval()
     cls_logits, ltrbs, obj_logits, points = head(feats(batch=1))
-    assert obj_logits == [None, None]
     cls_logits = [paddle.full_like(c, -10.0) for c in cls_logits]
     cls_logits[0][0, 1, 2, 3] = 3.0  # one confident location of class 1
     bbox, num = head.post_process((cls_logits, ltrbs, obj_logits, points), t([[1.0, 1.0]]))
     assert int(num[0]) == 1
-    np.testing.assert_allclose(float(bbox[0, 1]), 1 / (1 + np.exp(-3.0)), rtol=1e-5)  # no objectness factor
+    np.testing.assert_allclose(float(bbox[0, 1]), 1 / (1 + np.exp(-3.0)), rtol=1e-5)
+
+
+def test_objectness_off_trains_with_finite_losses():
+    head = make_head(objectness=False)
     head.train()
     losses = head(feats(), targets_of(fixed_case()))
     assert all(np.isfinite(float(v)) for v in losses.values())
 
 
-def test_conv_bias_adds_a_bias_to_every_tower_conv():
-    names = [n for n, _ in make_head(conv_bias=True).named_parameters()]
-    assert "cls_tower.conv0.bias" in names and "reg_tower.conv0.bias" in names
-    assert not any(n.endswith("conv0.bias") for n, _ in make_head().named_parameters())
-
-
 @pytest.mark.parametrize("kwargs, name", [
     (dict(center_prior="gaussian"), "center_prior"), (dict(center_prior=None), "center_prior"),
     (dict(confidence_weighting="no"), "confidence_weighting"), (dict(objectness=0), "objectness"),
-    (dict(conv_bias="True"), "conv_bias"),
+    (dict(temperature=0), "temperature"), (dict(loc_weight=-1.0), "loc_weight"),
+    (dict(center_loss_weight=-0.5), "center_loss_weight"), (dict(focal_gamma="2"), "focal_gamma"),
+    (dict(force_topk=-1), "force_topk"), (dict(force_topk=2.5), "force_topk"),
 ])
-def test_bad_ablation_switches_raise_value_error_naming_them(kwargs, name):
+def test_bad_autoassign_argument_raises_value_error_naming_it(kwargs, name):
     with pytest.raises(ValueError, match=name):
         make_head(**kwargs)
 
 
+def test_old_name_num_groups_builds_the_same_towers_with_a_warning_naming_norm_groups(caplog):
+    paddle.seed(0)
+    new = make_head(norm_groups=2)
+    args = dict(num_classes=C, in_channels=16, feat_channels=16, num_convs=1, fpn_stride=STRIDES, nms=None)
+    paddle.seed(0)
+    with caplog.at_level("WARNING", logger="ppassign"):
+        old = aa.AutoAssignHead(num_groups=2, **args)
+    assert "AutoAssignHead.num_groups is renamed norm_groups" in caplog.text
+    assert old.cls_tower.norm0._num_groups == new.cls_tower.norm0._num_groups == 2
+    np.testing.assert_array_equal(old.cls_tower.conv0.weight.numpy(), new.cls_tower.conv0.weight.numpy())
+
+
+def test_old_and_new_group_names_with_different_values_raise_value_error_naming_both():
+    with pytest.raises(ValueError, match="num_groups is the old name of norm_groups"):
+        make_head(norm_groups=4, num_groups=2)
+
+
+def test_old_name_num_groups_in_yaml_builds_the_head(tmp_path, caplog):
+    from ppdet.core.workspace import create
+    from ppassign.engine.config import load_config
+    base = os.path.abspath(os.path.join(os.path.dirname(CONFIG), "..", "_base_", "fcos_style_synthetic.yml"))
+    path = tmp_path / "old_names.yml"
+    path.write_text(f"_BASE_: ['{base}']\nFCOS:\n  fcos_head: AutoAssignHead\n"
+                    "AutoAssignHead:\n  feat_channels: 64\n  num_convs: 2\n  num_groups: 8\n")
+    cfg = load_config(str(path))
+    with caplog.at_level("WARNING", logger="ppassign"):
+        head = create(cfg.architecture).fcos_head
+    assert head.cls_tower.norm0._num_groups == 8 and "write 'norm_groups: 8'" in caplog.text
+
+
 # ------------------------------------------------------------------------------------ through ppdet's YAML
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "autoassign", "autoassign_synthetic.yml")
 
 
 def test_synthetic_config_builds_fcos_with_autoassign_head(tmp_path):
-    from ppdet.core.workspace import create, load_config
+    from ppdet.core.workspace import create
+    from ppassign.engine.config import load_config
     cfg = load_config(CONFIG)
     model = create(cfg.architecture)
     assert type(model).__name__ == "FCOS"
@@ -548,7 +597,7 @@ class TinyDetector(paddle.nn.Layer):
         self.c8 = nn.Sequential(*block(3, 16), *block(16, 32), *block(32, 32))
         self.c16 = nn.Sequential(*block(32, 32))
         self.head = aa.AutoAssignHead(num_classes=num_classes, in_channels=32, feat_channels=32, num_convs=2,
-                                      num_groups=8, fpn_stride=[8, 16],
+                                      norm_groups=8, fpn_stride=[8, 16],
                                       nms=MultiClassNMS(score_threshold=0.05, keep_top_k=100, nms_threshold=0.6))
 
     def forward(self, x, targets=None):
@@ -624,7 +673,8 @@ def test_exported_model_boxes_equal_dygraph_boxes(tmp_path):
 
 
 def test_coco_config_carries_the_papers_settings():
-    from ppdet.core.workspace import create, load_config
+    from ppdet.core.workspace import create
+    from ppassign.engine.config import load_config
     cfg = load_config(os.path.join(os.path.dirname(CONFIG), "autoassign_r50_fpn_1x_coco.yml"))
     assert cfg.architecture == "FCOS" and cfg.FCOS["fcos_head"] == "AutoAssignHead"
     assert cfg.ResNet["depth"] == 50 and cfg.num_classes == 80

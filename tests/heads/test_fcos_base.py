@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import paddle
 import pytest
@@ -65,11 +67,14 @@ def test_gaussian_prior_peaks_at_mu_and_normalises_by_stride():
     np.testing.assert_allclose(g[3], np.exp(-(0.25 / 2 + 4 / 8)), rtol=1e-6)
 
 
-def test_conv_tower_shape_and_group_check():
-    tower = fb.ConvTower(8, 32, num_convs=2, num_groups=16)
+def test_conv_tower_output_shape():
+    tower = fb.ConvTower(8, 32, num_convs=2, norm_groups=16, conv_bias=False)
     assert tower(paddle.rand([2, 8, 5, 7])).shape == [2, 32, 5, 7]
-    with pytest.raises(ValueError, match="num_groups"):
-        fb.ConvTower(8, 30, num_groups=32)
+
+
+def test_conv_tower_rejects_groups_that_do_not_divide_the_channels():
+    with pytest.raises(ValueError, match="norm_groups"):
+        fb.ConvTower(8, 30, num_convs=1, norm_groups=32, conv_bias=False)
 
 
 def test_scale_is_learnable():
@@ -113,50 +118,199 @@ def test_post_process_nms_pre_drops_low_scores_per_level():
 
 
 # ------------------------------------------------------------------------------------ batched loss helpers
-def test_padded_targets_mask_labels_and_missing_mask():
+def _padded_gt():
+    """Image 0: one box and a padding slot holding an out-of-range label; image 1: two boxes (C = 3)."""
     boxes = t([[[1, 2, 9, 9], [0, 0, 0, 0]], [[3, 3, 8, 8], [2, 2, 5, 6]]])
-    labels = t([[[2], [77]], [[0], [1]]], "int32")  # a padding slot holding an out-of-range label
+    labels = t([[[2], [77]], [[0], [1]]], "int32")
     mask = t([[[1], [0]], [[1], [1]]])
-    gt_bbox, gt_labels, valid = fb.padded_targets({"gt_bbox": boxes, "gt_class": labels, "pad_gt_mask": mask},
-                                                  2, num_classes=3)
+    return {"gt_bbox": boxes, "gt_class": labels, "pad_gt_mask": mask}
+
+
+def test_padded_targets_valid_slots_and_dtypes():
+    gt_bbox, gt_labels, valid = fb.padded_targets(_padded_gt(), 2, num_classes=3)
     np.testing.assert_array_equal(valid.numpy(), [[True, False], [True, True]])
     assert gt_labels.dtype == paddle.int64 and gt_bbox.dtype == paddle.float32
-    np.testing.assert_array_equal(gt_labels.numpy(), [[2, 2], [0, 1]])  # padding clipped into [0, C)
-    _, _, no_mask = fb.padded_targets({"gt_bbox": boxes, "gt_class": labels}, 2, num_classes=3)
-    np.testing.assert_array_equal(no_mask.numpy(), valid.numpy())  # all-zero boxes are padding
+
+
+def test_padded_targets_clip_padding_labels_into_range():
+    _, gt_labels, _ = fb.padded_targets(_padded_gt(), 2, num_classes=3)
+    np.testing.assert_array_equal(gt_labels.numpy(), [[2, 2], [0, 1]])
+
+
+def test_padded_targets_without_mask_treat_all_zero_boxes_as_padding():
+    targets = _padded_gt()
+    del targets["pad_gt_mask"]
+    _, _, valid = fb.padded_targets(targets, 2, num_classes=3)
+    np.testing.assert_array_equal(valid.numpy(), [[True, False], [True, True]])
+
+
+def test_padded_targets_reject_a_batch_size_other_than_the_features():
     with pytest.raises(ValueError, match="batch size"):
-        fb.padded_targets({"gt_bbox": boxes, "gt_class": labels, "pad_gt_mask": mask}, 3, num_classes=3)
+        fb.padded_targets(_padded_gt(), 3, num_classes=3)
+
+
+def test_padded_targets_require_gt_class():
+    targets = _padded_gt()
+    del targets["gt_class"]
     with pytest.raises(ValueError, match="gt_class"):
-        fb.padded_targets({"gt_bbox": boxes, "pad_gt_mask": mask}, 2, num_classes=3)
+        fb.padded_targets(targets, 2, num_classes=3)
 
 
-def test_min_by_class_batched_equals_per_image_and_handles_no_objects():
+def test_min_by_class_is_the_per_class_minimum_and_1_for_classes_without_objects():
     rng = np.random.RandomState(0)
     values = rng.rand(3, 5, 7).astype("float32")  # B=3, n=5 > C=2, L=7
     labels = rng.randint(0, 2, size=(3, 5))
     out = fb.min_by_class(t(values), t(labels, "int64"), 2).numpy()  # [B, L, C]
     assert out.shape == (3, 7, 2)
     for b in range(3):
-        per_image = fb.min_by_class(t(values[b]), t(labels[b], "int64"), 2).numpy()  # [L, C]
-        np.testing.assert_array_equal(out[b], per_image)
         for c in range(2):
             rows = values[b][labels[b] == c]
             expected = np.minimum(rows.min(0), 1.0) if len(rows) else np.ones(7)
             np.testing.assert_allclose(out[b, :, c], expected)
+
+
+def test_min_by_class_batched_equals_per_image():
+    rng = np.random.RandomState(1)
+    values = rng.rand(3, 5, 7).astype("float32")
+    labels = rng.randint(0, 2, size=(3, 5))
+    out = fb.min_by_class(t(values), t(labels, "int64"), 2).numpy()
+    for b in range(3):
+        np.testing.assert_array_equal(out[b], fb.min_by_class(t(values[b]), t(labels[b], "int64"), 2).numpy())
+
+
+def test_min_by_class_without_objects_is_all_ones():
     empty = fb.min_by_class(paddle.zeros([3, 0, 7]), paddle.zeros([3, 0], "int64"), 2)
     np.testing.assert_array_equal(empty.numpy(), np.ones([3, 7, 2]))
 
 
-def test_conv_tower_sublayers_are_named_and_conv_bias_adds_biases():
-    names = [n for n, _ in fb.ConvTower(8, 16, num_convs=2, num_groups=4).named_parameters()]
+def test_reduce_mean_averages_over_ranks(monkeypatch):
+    # two ranks, the other one holding 3x this rank's value: all_reduce sums to 4x, the mean is 2x
+    monkeypatch.setattr(fb.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(fb.dist, "all_reduce", lambda x: x.set_value(x * 4))
+    assert float(fb.reduce_mean(paddle.to_tensor(3.0))) == 6.0
+
+
+def test_conv_tower_sublayers_are_named_conv_norm_relu_and_indexable():
+    tower = fb.ConvTower(8, 16, num_convs=2, norm_groups=4, conv_bias=False)
+    names = [n for n, _ in tower.named_parameters()]
     assert names == ["conv0.weight", "norm0.weight", "norm0.bias", "conv1.weight", "norm1.weight", "norm1.bias"]
-    tower = fb.ConvTower(8, 16, num_convs=2, num_groups=4, conv_bias=True)
+    assert tower[0] is tower.conv0 and tower[1] is tower.norm0
+
+
+def test_conv_tower_conv_bias_adds_a_zero_bias_to_every_conv():
+    tower = fb.ConvTower(8, 16, num_convs=2, norm_groups=4, conv_bias=True)
     assert [n for n, _ in tower.named_parameters() if n.startswith("conv")] == [
         "conv0.weight", "conv0.bias", "conv1.weight", "conv1.bias"]
     np.testing.assert_array_equal(tower.conv1.bias.numpy(), 0)
-    assert tower[0] is tower.conv0 and tower[1] is tower.norm0
+
+
+def test_conv_tower_rejects_a_conv_bias_that_is_not_a_bool():
     with pytest.raises(ValueError, match="conv_bias"):
-        fb.ConvTower(8, 16, num_groups=4, conv_bias="yes")
+        fb.ConvTower(8, 16, num_convs=1, norm_groups=4, conv_bias="yes")
+
+
+# ------------------------------------------------------------------------- the base both heads are built on
+def _heads():
+    from ppassign.heads.autoassign_head import AutoAssignHead
+    from ppassign.heads.dw_head import DWHead
+    return {"AutoAssignHead": AutoAssignHead, "DWHead": DWHead}
+
+
+HEADS = ["AutoAssignHead", "DWHead"]
+SHARED_ARGS = ["num_classes", "in_channels", "feat_channels", "num_convs", "norm_groups", "fpn_stride", "conv_bias",
+               "prior_prob", "reg_bias_init", "point_offset", "nms_pre", "nms"]
+
+
+def _small(name, **kw):
+    args = dict(num_classes=3, in_channels=8, feat_channels=8, num_convs=1, norm_groups=4, fpn_stride=[8, 16],
+                nms=None)
+    args.update(kw)
+    return _heads()[name](**args)
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_heads_take_the_shared_arguments_first_in_one_order(name):
+    import inspect
+    params = list(inspect.signature(_heads()[name].__init__).parameters)[1:]
+    assert params[:len(SHARED_ARGS)] == SHARED_ARGS
+    assert issubclass(_heads()[name], fb.FCOSStyleHead)
+
+
+@pytest.mark.parametrize("name, has_bias", [("AutoAssignHead", False), ("DWHead", True)])
+def test_tower_conv_bias_default_is_the_heads_documented_one(name, has_bias):
+    head = _small(name, num_convs=2)
+    biases = [layer.bias is not None for tower in (head.cls_tower, head.reg_tower)
+              for key, layer in tower.named_children() if key.startswith("conv")]
+    assert biases == [has_bias] * 4
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_conv_bias_switch_adds_or_removes_the_tower_biases(name):
+    default = _small(name).cls_tower.conv0.bias is not None
+    assert (_small(name, conv_bias=not default).cls_tower.conv0.bias is not None) is (not default)
+
+
+@pytest.mark.parametrize("name", HEADS)
+@pytest.mark.parametrize("kwargs, arg", [
+    (dict(num_classes=0), "num_classes"), (dict(num_classes=2.0), "num_classes"),
+    (dict(in_channels=-8), "in_channels"), (dict(num_convs=True), "num_convs"),
+    (dict(feat_channels=10), "norm_groups"), (dict(norm_groups=0), "norm_groups"),
+    (dict(fpn_stride=[]), "fpn_stride"), (dict(fpn_stride=[8, -16]), "fpn_stride"),
+    (dict(conv_bias=1), "conv_bias"), (dict(prior_prob=1.0), "prior_prob"),
+    (dict(reg_bias_init="4"), "reg_bias_init"), (dict(point_offset=None), "point_offset"),
+    (dict(nms_pre=1.5), "nms_pre"),
+])
+def test_bad_shared_argument_raises_value_error_naming_it(name, kwargs, arg):
+    with pytest.raises(ValueError, match=arg):
+        _small(name, **kwargs)
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_too_few_feature_levels_raise_value_error_naming_fpn_feats(name):
+    with pytest.raises(ValueError, match="fpn_feats"):
+        _small(name)([paddle.rand([1, 8, 8, 8])])
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_a_level_with_other_channels_raises_value_error_naming_it(name):
+    with pytest.raises(ValueError, match=r"fpn_feats\[1\]"):
+        _small(name)([paddle.rand([1, 8, 8, 8]), paddle.rand([1, 4, 4, 4])])
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_point_offset_moves_the_locations(name):
+    head = _small(name, point_offset=0.0)
+    np.testing.assert_array_equal(head.points_of(paddle.zeros([1, 8, 2, 2]), 1).numpy(),
+                                  [[0, 0], [16, 0], [0, 16], [16, 16]])
+
+
+SYNTHETIC = {"AutoAssignHead": "autoassign/autoassign_synthetic.yml", "DWHead": "dw/dw_synthetic.yml"}
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+
+
+def _built_head(name, overrides=()):
+    """The head ppdet's create builds from the synthetic config (errors as the head raises them)."""
+    from ppdet.core.workspace import create
+    from ppassign.engine.config import load_config
+    return create(load_config(os.path.join(CONFIGS, SYNTHETIC[name]), list(overrides)).architecture).fcos_head
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_yaml_head_takes_channels_and_strides_from_the_neck(name):
+    # the synthetic configs write no fpn_stride: P3-P5 of a 64-channel FPN
+    head = _built_head(name, ["FPN.out_channel=32", f"{name}.feat_channels=32"])
+    assert (head.in_channels, head.fpn_stride) == (32, [8, 16, 32])
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_yaml_fpn_stride_other_than_the_necks_raises_value_error_naming_it(name):
+    with pytest.raises(ValueError, match=rf"{name}.fpn_stride \[8, 16, 64\] does not match"):
+        _built_head(name, [f"{name}.fpn_stride=[8,16,64]"])
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_yaml_fpn_stride_equal_to_the_necks_is_accepted(name):
+    assert _built_head(name, [f"{name}.fpn_stride=[8,16,32]"]).fpn_stride == [8, 16, 32]
 
 
 # The YAML block documented in docs/autoassign.md and docs/dw.md.
@@ -185,9 +339,9 @@ def test_ppdet_adamw_param_group_keeps_tower_norms_out_of_weight_decay(head_name
             super().__init__()
             self.fcos_head = head
 
-    kw = dict(num_classes=3, in_channels=8, feat_channels=8, num_convs=2, fpn_stride=[8, 16], conv_bias=True)
-    head = (AutoAssignHead(num_groups=4, **kw) if head_name == "AutoAssignHead"
-            else DWHead(norm_groups=4, nms=None, **kw))
+    kw = dict(num_classes=3, in_channels=8, feat_channels=8, num_convs=2, norm_groups=4, fpn_stride=[8, 16],
+              conv_bias=True, nms=None)
+    head = AutoAssignHead(**kw) if head_name == "AutoAssignHead" else DWHead(**kw)
     model = Model(head)
     builder = OptimizerBuilder(**yaml.safe_load(NORM_NO_DECAY_YAML)["OptimizerBuilder"])
     lr = 0.5
