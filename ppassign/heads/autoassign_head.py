@@ -40,7 +40,7 @@ from paddle import ParamAttr
 from paddle.nn.initializer import Constant
 
 from . import fcos_base as fb
-from ..ops.geometry import aligned_iou
+from ..ops.geometry import aligned_iou, points_inside_boxes
 
 # Paper Sec. 4.1: tau = 1/3 in eq. (9); MMDetection writes it as exp(3 * P) (autoassign_head.py).
 TEMPERATURE = 1.0 / 3.0
@@ -56,20 +56,23 @@ FOCAL_GAMMA = 2.0
 FORCE_TOPK = 9
 # MMDetection: EPS = 1e-12 guards divisions and logs.
 EPS = 1e-12
+# MMDetection's CenterPrior: a location is inside a box when its four distances to the sides are all > 0.
+INSIDE_EPS = 0.0
 # Paper Sec. 4.1 NMS IoU 0.6; MMDetection test_cfg score_thr 0.05, max_per_img 100 (set on MultiClassNMS).
 # Values of the center_prior switch (module docstring).
 CENTER_PRIORS = ("learnable", "fixed", "off")
 
 
 def inside_boxes(points, gt_bboxes):
-    """Which locations lie strictly inside which boxes.
+    """Which locations lie strictly inside which boxes (``geometry.points_inside_boxes`` with margin
+    `INSIDE_EPS`).
 
     Args:
         points (Tensor[L, 2]), gt_bboxes (Tensor[..., n, 4]), e.g. [n, 4] or [B, n, 4].
     Returns:
         Tensor[..., n, L] bool.
     """
-    return fb.box_to_distance(points, gt_bboxes.unsqueeze(-2)).min(-1) > 0
+    return points_inside_boxes(points, gt_bboxes.unsqueeze(-2), eps=INSIDE_EPS)
 
 
 def center_weights(points, point_strides, gt_bboxes, gt_labels, mu, sigma, inside, force_topk=0, valid=None):
