@@ -44,11 +44,35 @@ def test_label_dtypes_match_ppdet_and_are_kept(label_dtype):
     assert out[0].dtype == inputs[4].dtype
 
 
+def _np_iou(pred, box):
+    """IoU of boxes [K, 4] with one box [4] (float64, PaddleDetection's 1e-9 on the union)."""
+    lo, hi = np.maximum(pred[:, :2], box[:2]), np.minimum(pred[:, 2:], box[2:])
+    overlap = (hi - lo).clip(0).prod(-1)
+    area = lambda b: (b[..., 2:] - b[..., :2]).clip(0).prod(-1)
+    return overlap / (area(pred) + area(box) - overlap + 1e-9)
+
+
 def test_scores_are_normalised_to_the_best_iou_per_object():
+    # TOOD's target: t = s^alpha IoU^beta of each positive, divided by its object's largest t and multiplied by
+    # its object's largest IoU over its positives; recomputed in NumPy from the assignment (alpha 1, beta 6).
     scores, pred, points, counts, labels, boxes, mask = _inputs(12)
-    out = TaskAlignedAssigner()(scores, pred, points, counts, labels, boxes, mask, BG)
-    assert 0 < float(out[2].max()) <= 1
-    assert float(out[2].min()) >= 0
+    out_labels, out_boxes, out_scores = TaskAlignedAssigner()(scores, pred, points, counts, labels, boxes, mask,
+                                                              BG)[:3]
+    s, p = scores.numpy().astype("float64"), pred.numpy().astype("float64")
+    gt, gt_labels, valid = boxes.numpy(), labels.numpy()[..., 0], mask.numpy()[..., 0] > 0
+    out_labels, out_boxes = out_labels.numpy(), out_boxes.numpy()
+    expected = np.zeros(out_scores.shape)
+    best_ious = []
+    for b, j in zip(*np.nonzero(valid)):
+        positives = np.flatnonzero((out_labels[b] != BG) & (out_boxes[b] == gt[b, j]).all(-1))
+        if not len(positives):
+            continue
+        iou = _np_iou(p[b, positives], gt[b, j].astype("float64"))
+        metric = s[b, positives, gt_labels[b, j]] * iou ** 6
+        expected[b, positives, gt_labels[b, j]] = metric / (metric.max() + 1e-9) * iou.max()
+        best_ious.append(iou.max())
+    np.testing.assert_allclose(out_scores.numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert len(best_ious) > 10 and max(best_ious) < 0.95  # without the max-IoU factor the best would be 1
 
 
 def test_predictions_not_overlapping_any_gt_match_ppdet():
