@@ -1,9 +1,11 @@
 """Side-by-side cost of ppassign's assigners and PaddleDetection's, for tools/bench_assign.py.
 
-A case is (assigner, batch size B, objects per image n, predictions). Besides time and peak memory, each case
+A case is (assigner, batch size B, objects per image n, scene). Besides time and peak memory, each case
 counts what a GPU user pays per call whatever the device: Paddle operators dispatched and device-to-host copies
-(`benchmarks.profiling`). Predictions are "trained" (boxes around the anchor points, as late in
-training) or "early" (boxes anywhere, as at the start of training: most alignment metrics are exactly 0).
+(`benchmarks.profiling`). Scenes (`make_inputs`): "trained" (predicted boxes around the anchor points, as late in
+training), "early" (boxes anywhere, as at the start of training: most alignment metrics are exactly 0),
+"crowd" (trained predictions, objects of 4-60 px: the dense scenes of issue 32) and "ties" (early predictions,
+objects on a 16 px lattice: centres exactly between anchors, so top-k ties need full rows or levels).
 
 Every (case, implementation) runs in a fresh subprocess so that its peak memory is its own: RSS growth over
 the process's RSS just before the first (warm-up, untimed) call, during it and the timed calls, on CPU
@@ -30,7 +32,13 @@ NUM_GTS = (10, 100, 300, 1000, 2000)
 FEW_GTS = (2, 8)
 BATCHES = (1, 8, 32)
 EARLY_GTS = (100, 300)
-CASE_GROUPS = ("dense", "early", "few")
+# Crowded images (xView-like, Ultralytics #25990: up to ~5,000 objects per image), small objects.
+CROWD_GTS = (1000, 2000, 5000)
+CROWD_BATCHES = (2, 8)
+CROWD_MAX_SIZE = 60
+# Objects with integer multiples of TIE_LATTICE px as sides: centres fall exactly between anchors of stride 8.
+TIE_LATTICE = 16
+CASE_GROUPS = ("dense", "early", "few", "crowd", "ties")
 ASSIGNERS = ("atss", "tal", "simota")
 IMPLS = ("ppassign", "ppdet")
 # Rough bytes per (image, GT, anchor) that ppdet's assigners keep alive at their peak: the [B, n, k, L] float
@@ -44,8 +52,9 @@ def make_inputs(batch, num_gts, image_size=IMAGE_SIZE, strides=STRIDES, num_clas
                 predictions="trained"):
     """Seeded dense-scene inputs shared by both implementations.
 
-    predictions: "trained" (boxes around the anchor points, scores in (0.01, 0.99)) or "early" (boxes of
-    2-32 px half-size anywhere in the image and scores below 0.05: most metrics are exactly 0).
+    predictions (the scene): "trained" (boxes around the anchor points, scores in (0.01, 0.99)), "early" (boxes
+    of 2-32 px half-size anywhere in the image and scores below 0.05: most metrics are exactly 0), "crowd"
+    (trained, objects of 4 to CROWD_MAX_SIZE px) or "ties" (early, object corners on a TIE_LATTICE px lattice).
 
     Returns:
         dict of numpy arrays: anchors [L, 4], points [L, 2], counts (list), labels [B, n, 1] int32,
@@ -64,9 +73,12 @@ def make_inputs(batch, num_gts, image_size=IMAGE_SIZE, strides=STRIDES, num_clas
         counts.append(len(pts))
     points = np.concatenate(points).astype("float32")
     # object sizes log-uniform from 4 px to half the image: dense scenes hold many small objects
-    wh = np.exp(rng.uniform(np.log(4), np.log(image_size / 2), size=(batch, num_gts, 2)))
+    largest = CROWD_MAX_SIZE if predictions == "crowd" else image_size / 2
+    wh = np.exp(rng.uniform(np.log(4), np.log(largest), size=(batch, num_gts, 2)))
     xy = rng.uniform(0, image_size, size=(batch, num_gts, 2)) - wh / 2
-    if predictions == "early":
+    if predictions == "ties":
+        xy, wh = np.round(xy / TIE_LATTICE) * TIE_LATTICE, np.maximum(np.round(wh / TIE_LATTICE), 1) * TIE_LATTICE
+    if predictions in ("early", "ties"):
         half = rng.uniform(2, 32, size=(batch, len(points), 2))
         centres = rng.uniform(0, image_size, size=(batch, len(points), 2))
         scores = rng.uniform(0.0, 0.05, size=(batch, len(points), num_classes))
@@ -190,9 +202,9 @@ def _same(path_a, path_b):
             and np.allclose(a["scores"], b["scores"], rtol=0, atol=1e-5))
 
 
-def cases(groups=CASE_GROUPS, num_gts=NUM_GTS, batches=BATCHES):
-    """(B, n, predictions) cases of the chosen groups: dense scenes at B=8, early-training predictions, and
-    few objects per image at every batch size in `batches`."""
+def cases(groups=CASE_GROUPS, num_gts=NUM_GTS, batches=BATCHES, crowd_gts=CROWD_GTS, crowd_batches=CROWD_BATCHES):
+    """(B, n, scene) cases of the chosen groups: dense scenes at B=8, early-training predictions, few objects
+    per image at every batch size in `batches` (with ties too), crowded scenes of small objects."""
     out = []
     if "dense" in groups:
         out += [(BATCH, n, "trained") for n in num_gts]
@@ -200,6 +212,10 @@ def cases(groups=CASE_GROUPS, num_gts=NUM_GTS, batches=BATCHES):
         out += [(BATCH, n, "early") for n in EARLY_GTS]
     if "few" in groups:
         out += [(b, n, "trained") for b in batches for n in FEW_GTS]
+    if "ties" in groups:
+        out += [(b, n, "ties") for b in batches for n in FEW_GTS]
+    if "crowd" in groups:
+        out += [(b, n, "crowd") for b in crowd_batches for n in crowd_gts]
     return out
 
 
@@ -247,7 +263,7 @@ def _fmt_copies(r):
 
 def markdown_table(rows):
     """Rows -> Markdown table with speed-up, operator, host-copy and memory columns."""
-    lines = ["| assigner | B | n | predictions | ppdet s/call | ppassign s/call | speed-up | ppdet ops | ppassign ops "
+    lines = ["| assigner | B | n | scene | ppdet s/call | ppassign s/call | speed-up | ppdet ops | ppassign ops "
              "| ppdet host copies | ppassign host copies | ppdet peak MiB | ppassign peak MiB | memory ratio "
              "| outputs match |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -19,7 +19,7 @@ ROWS = [
 
 def test_markdown_table_has_a_header_and_one_line_per_row():
     lines = assign_bench.markdown_table(ROWS).splitlines()
-    assert lines[0].startswith("| assigner | B | n | predictions | ppdet s/call | ppassign s/call | speed-up |")
+    assert lines[0].startswith("| assigner | B | n | scene | ppdet s/call | ppassign s/call | speed-up |")
     assert len(lines) == 2 + len(ROWS) and all(line.count("|") == lines[0].count("|") for line in lines)
 
 
@@ -41,3 +41,18 @@ def test_cases_of_each_group():
     assert assign_bench.cases(["early"]) == [(8, n, "early") for n in assign_bench.EARLY_GTS]
     assert assign_bench.cases(["few"], batches=(1, 32)) == [(b, n, "trained") for b in (1, 32)
                                                             for n in assign_bench.FEW_GTS]
+    assert assign_bench.cases(["ties"], batches=(1, 32)) == [(b, n, "ties") for b in (1, 32)
+                                                             for n in assign_bench.FEW_GTS]
+    assert assign_bench.cases(["crowd"], crowd_gts=(1000, 5000), crowd_batches=(2, 8)) == [
+        (2, 1000, "crowd"), (2, 5000, "crowd"), (8, 1000, "crowd"), (8, 5000, "crowd")]
+
+
+def test_crowd_scenes_hold_small_objects_and_tie_scenes_lattice_objects():
+    import numpy as np
+    crowd = assign_bench.make_inputs(2, 500, predictions="crowd")["boxes"]
+    sides = crowd[..., 2:] - crowd[..., :2]
+    assert sides.min() >= 4 - 1e-3 and sides.max() <= assign_bench.CROWD_MAX_SIZE + 1e-3
+    ties = assign_bench.make_inputs(2, 50, predictions="ties")
+    assert (ties["boxes"] % assign_bench.TIE_LATTICE == 0).all() and ties["scores"].max() < 0.05
+    trained = assign_bench.make_inputs(2, 50)["boxes"]
+    assert (trained[..., 2:] - trained[..., :2]).max() > assign_bench.CROWD_MAX_SIZE
