@@ -5,10 +5,12 @@ each known by its image ``b`` and GT slot ``j``. The helpers here
 
 - bring what the host needs in one device-to-host copy (`HostInputs.fetch`),
 - resolve anchors claimed by several objects (`resolve_claims`, as PaddleDetection: highest IoU over all GT
-  slots of the image),
+  slots of the image, computed for the slots whose boxes overlap the anchor's only),
+- reduce per segment with the same operators whatever the sizes (`segment_reduce`),
 - build PaddleDetection's dense outputs with static-shape scatters (`build_targets`, `mask_positive_dense`),
 
-so that the number of Paddle operators a call dispatches does not grow with the batch size. Index work is
+so that the number of Paddle operators a call dispatches depends neither on the batch size nor on the data
+(a step with no work still runs, on empty tensors; `row_chunks` gives it one empty piece). Index work is
 host-side NumPy (uploads cost no operator); every float that decides an assignment is computed by Paddle ops
 in the same order as PaddleDetection's, so outputs stay identical.
 """

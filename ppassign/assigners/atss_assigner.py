@@ -19,8 +19,8 @@ from ..ops import geometry as G
 from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
     require_tensor
 from . import grid
-from .assign_utils import HostInputs, assigned_boxes, background_outputs, build_targets, dense_assignment, gather_rows, \
-    pack_outputs, resolve_claims, row_chunks, segment_reduce, std_unbiased
+from .assign_utils import HostInputs, assigned_boxes, background_outputs, build_targets, dense_assignment, \
+    gather_rows, pack_outputs, resolve_claims, row_chunks, segment_reduce, std_unbiased
 
 # Bytes of float temporaries a call may hold for [rows, L_level] distances before rows are chunked.
 DEFAULT_MEMORY_BUDGET_MB = 256
@@ -33,17 +33,23 @@ _TIE_MARGIN = 1e-5
 
 
 class ATSSAssigner(nn.Layer):
-    """Adaptive Training Sample Selection.
+    """Adaptive Training Sample Selection, as PaddleDetection computes it.
 
-    For each GT: on every FPN level take the `topk` anchors whose centres are nearest the GT centre
-    (k x levels candidates); threshold = mean + std of their IoUs; positives are candidates with
-    IoU > threshold whose centre lies inside the GT. An anchor claimed by several GTs goes to the GT of
-    highest IoU. With `force_gt_matching`, an anchor that is the best-IoU anchor of exactly one GT goes to it.
+    The method (its step numbers are used in the code):
+
+    1. Candidates: on every level, the `topk` anchors whose centres are nearest the GT centre.
+    2. Threshold: mean + standard deviation of the candidates' IoUs with the GT.
+    3. Positives: candidates with IoU > threshold whose centre lies inside the GT.
+    4. Conflicts: an anchor that is a positive of several GTs goes to the GT slot of highest IoU (over all n
+       slots of the image).
+    5. Forced matches (`force_gt_matching`): an anchor that is the best-IoU anchor of exactly one GT goes to it.
+    6. Targets: the GT's label and box; the score of the label's class is 1, or IoU(GT, predicted box) with
+       `pred_bboxes`, or the GT's score with `gt_scores`.
 
     Args:
         topk (int): candidates per level (clipped to a level's anchor count).
         num_classes (int): C.
-        force_gt_matching (bool): give each GT its best-IoU anchor.
+        force_gt_matching (bool): step 5.
         eps (float): kept for ppdet signature compatibility.
         sm_use (bool): ppdet's small-object variant; not supported (raises).
         memory_budget_mb (int): above it, temporaries are computed in row chunks (same result).
@@ -85,81 +91,77 @@ class ATSSAssigner(nn.Layer):
             assigned_labels (Tensor[B, L]), assigned_bboxes (Tensor[B, L, 4]), assigned_scores (Tensor[B, L, C])
             and, for ppdet < 2.7, mask_positive (Tensor[B, n, L]).
         """
-        require_tensor("anchor_bboxes", anchor_bboxes, 2, last=4)
-        num_anchors = anchor_bboxes.shape[0]
-        counts = check_num_anchors_list(num_anchors_list, num_anchors)
-        check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask, gt_scores)
-        bg_index = check_bg_index(bg_index, self.num_classes)
-        batch, num_max = gt_bboxes.shape[:2]
-        finite = []
-        if pred_bboxes is not None:
-            require_tensor("pred_bboxes", pred_bboxes, 3, last=4)
-            require_shape("pred_bboxes", pred_bboxes, [batch, num_anchors, 4], "[B, L, 4]")
-            finite.append(("pred_bboxes", pred_bboxes))
-        # device-to-host copy 1
-        host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, self.num_classes, extra=[anchor_bboxes],
-                                finite=finite)
-        anchors_host = host.extra[0].reshape(num_anchors, 4)
-        if not np.isfinite(anchors_host).all():
-            raise ValueError("anchor_bboxes contains NaN or inf values")
+        counts, bg_index = self._check_inputs(anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
+                                              bg_index, gt_scores, pred_bboxes)
+        (batch, num_max), num_anchors = gt_bboxes.shape[:2], anchor_bboxes.shape[0]
+        host, host_anchors = self._fetch_host(anchor_bboxes, gt_labels, gt_bboxes, pad_gt_mask,
+                                              pred_bboxes)                                # host copy 1
         if host.num_objects == 0:
-            *targets, assigned, positive = background_outputs(batch, num_anchors, self.num_classes, gt_labels,
-                                                              gt_bboxes, bg_index)
-            return pack_outputs(*targets, assigned, positive, num_max, self.return_mask_positive)
-
-        assigned, positive = self._assign(anchor_bboxes, anchors_host, counts, gt_bboxes, host)
-        weights, boxes = None, assigned_boxes(gt_bboxes, assigned)
-        if pred_bboxes is not None:
-            weights = G.aligned_iou(boxes, pred_bboxes, eps=G.IOU_EPS_PRED)
-        elif gt_scores is not None:
-            weights = paddle.take_along_axis(gt_scores.squeeze(-1), assigned, axis=1)
+            return pack_outputs(*background_outputs(batch, num_anchors, self.num_classes, gt_labels, gt_bboxes,
+                                                    bg_index), num_max, self.return_mask_positive)
+        obj_boxes = gather_rows(gt_bboxes.reshape([-1, 4]), host.image * num_max + host.slot)    # [M, 4]
+        host_centers = (host_anchors[:, :2] + host_anchors[:, 2:]) / np.float32(2)             # anchor centres
+        cand = self._candidates(obj_boxes, anchor_bboxes, host_centers, counts, host)     # 1
+        above = self._above_threshold(cand, obj_boxes, anchor_bboxes)                     # 2
+        pair_obj, pair_anchor = _positive_pairs(cand, above, host_centers, host.obj_boxes)  # 3; host copy 2
+        claims = resolve_claims(host.image[pair_obj], host.slot[pair_obj], pair_anchor, num_anchors,
+                                lambda f: host_anchors[f % num_anchors],
+                                lambda f: gather_rows(anchor_bboxes, f % num_anchors), host.boxes, gt_bboxes,
+                                G.IOU_EPS_ANCHOR, self.memory_budget_mb)                  # 4
+        assigned, positive = dense_assignment(claims.flat, claims.slot, batch, num_anchors)
+        if self.force_gt_matching:
+            assigned, positive = self._force_matching(assigned, positive, obj_boxes, anchor_bboxes, host)   # 5
+        boxes = assigned_boxes(gt_bboxes, assigned)
+        weights = _score_weights(boxes, assigned, pred_bboxes, gt_scores)                 # 6
         labels, bboxes, scores = build_targets(assigned, positive, gt_labels, gt_bboxes, bg_index,
                                                self.num_classes, weights, boxes)
         return pack_outputs(labels, bboxes, scores, assigned, positive, num_max, self.return_mask_positive)
 
     # --- steps ------------------------------------------------------------------------------------------------
 
-    def _assign(self, anchor_bboxes, anchors_host, counts, gt_bboxes, host):
-        """Every real object of the batch at once -> (assigned slot [B, L] int64, positive [B, L] bool)."""
-        batch, num_max = gt_bboxes.shape[:2]
+    def _check_inputs(self, anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask, bg_index,
+                      gt_scores, pred_bboxes):
+        """Shapes and dtypes (no host copy) -> (anchors per level, bg_index as int); ValueError naming the argument."""
+        require_tensor("anchor_bboxes", anchor_bboxes, 2, last=4)
         num_anchors = anchor_bboxes.shape[0]
-        obj_boxes = gather_rows(gt_bboxes.reshape([-1, 4]), host.image * num_max + host.slot)    # [M, 4]
-        obj_centers = G.box_centers(obj_boxes)                                                  # [M, 2]
-        anchor_centers = G.box_centers(anchor_bboxes)                                           # [L, 2]
-        anchor_centers_host = (anchors_host[:, :2] + anchors_host[:, 2:]) / np.float32(2)
-        axes = grid.level_axes(anchor_centers_host, counts)
-        levels = G.level_slices(counts)
+        counts = check_num_anchors_list(num_anchors_list, num_anchors)
+        check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask, gt_scores)
+        if pred_bboxes is not None:
+            require_tensor("pred_bboxes", pred_bboxes, 3, last=4)
+            require_shape("pred_bboxes", pred_bboxes, [gt_bboxes.shape[0], num_anchors, 4], "[B, L, 4]")
+        return counts, check_bg_index(bg_index, self.num_classes)
 
-        # 1-3. k centre-nearest anchors per level, adaptive IoU threshold, centre inside; device-to-host copy 2
-        if axes is None:                               # anchors off a regular grid: full levels for every object
+    def _fetch_host(self, anchor_bboxes, gt_labels, gt_bboxes, pad_gt_mask, pred_bboxes):
+        """Host copy 1: the ground truth (`HostInputs`) and the anchors [L, 4], checked."""
+        finite = [("pred_bboxes", pred_bboxes)] if pred_bboxes is not None else []
+        host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, self.num_classes, extra=[anchor_bboxes],
+                                finite=finite)
+        host_anchors = host.extra[0].reshape(anchor_bboxes.shape[0], 4)
+        if not np.isfinite(host_anchors).all():
+            raise ValueError("anchor_bboxes contains NaN or inf values")
+        return host, host_anchors
+
+    def _candidates(self, obj_boxes, anchor_bboxes, host_centers, counts, host):
+        """1. Each object's topk centre-nearest anchors of every level: Tensor[M, K] int64, level after level.
+
+        On a regular grid they are looked for in a window around the object (`_window_candidates`); objects a
+        window cannot settle, and every object when the anchors are off a grid, take them from full levels.
+        """
+        obj_centers, anchor_centers = G.box_centers(obj_boxes), G.box_centers(anchor_bboxes)   # [M, 2], [L, 2]
+        levels = G.level_slices(counts)
+        axes = grid.level_axes(host_centers, counts)
+        if axes is None:
             cand = self._full_level_candidates(obj_centers, anchor_centers, np.arange(host.num_objects), levels)
             rows = np.zeros(0, np.int64)
         else:
-            centers_host = (host.obj_boxes[:, :2] + host.obj_boxes[:, 2:]) / np.float32(2)
-            cand, unsettled = self._window_candidates(obj_centers, centers_host, anchor_centers_host, axes, counts)
+            host_obj_centers = (host.obj_boxes[:, :2] + host.obj_boxes[:, 2:]) / np.float32(2)
+            cand, unsettled = self._window_candidates(obj_centers, host_obj_centers, host_centers, axes, counts)
             rows = np.nonzero(unsettled)[0]
-        # objects a window cannot settle: candidates from full levels, as ppdet computes them
-        cand = paddle.scatter(cand, paddle.to_tensor(rows),
+        return paddle.scatter(cand, paddle.to_tensor(rows),
                               self._full_level_candidates(obj_centers, anchor_centers, rows, levels))
-        above = self._above_threshold(cand, obj_boxes, anchor_bboxes)
-        cand, above = _unpack(_pack([cand, above]).numpy(), [cand, above])
-        inside = G.points_inside_boxes(anchor_centers_host[cand], host.obj_boxes[:, None])   # the host's copy
-        pair_obj, col = np.nonzero(above & inside)
-        pair_anchor = cand[pair_obj, col]
 
-        # 7. an anchor claimed by several objects goes to the GT slot of highest IoU
-        claims = resolve_claims(host.image[pair_obj], host.slot[pair_obj], pair_anchor, num_anchors,
-                                lambda f: anchors_host[f % num_anchors],
-                                lambda f: gather_rows(anchor_bboxes, f % num_anchors), host.boxes, gt_bboxes,
-                                G.IOU_EPS_ANCHOR, self.memory_budget_mb)
-        assigned, positive = dense_assignment(claims.flat, claims.slot, batch, num_anchors)
-        # 8. optionally: an anchor that is the best-IoU anchor of exactly one object goes to it
-        if self.force_gt_matching:
-            assigned, positive = self._force_matching(assigned, positive, obj_boxes, anchor_bboxes, host)
-        return assigned, positive
-
-    def _window_candidates(self, obj_centers, centers_host, anchor_centers_host, axes, counts):
-        """The topk centre-nearest anchors of every level, looked for in a window of the grid around each object.
+    def _window_candidates(self, obj_centers, host_obj_centers, host_centers, axes, counts):
+        """1. The topk centre-nearest anchors of every level, from a window of the grid around each object.
 
         The k nearest of a window are the level's k nearest, in the same order, when the window's first k + 1
         distances are distinct and the k-th is below a bound on the distance of every anchor outside the window.
@@ -169,19 +171,20 @@ class ATSSAssigner(nn.Layer):
         from full levels, where Paddle's top-k breaks ties exactly as in PaddleDetection.
 
         Args:
-            obj_centers (Tensor[M, 2]), centers_host (np.ndarray[M, 2]), anchor_centers_host (np.ndarray[L, 2]),
+            obj_centers (Tensor[M, 2]), host_obj_centers (np.ndarray[M, 2]): the object centres and the host's
+            copy; host_centers (np.ndarray[L, 2]): the anchor centres on the host;
             axes: `grid.level_axes` of the anchor centres; counts (list[int]).
         Returns:
             candidates (Tensor[M, K] int64), K = sum of k_l; unsettled (np.ndarray[M] bool).
         """
-        num_objects = centers_host.shape[0]
+        num_objects = host_obj_centers.shape[0]
         windows, ks, unsettled, start = [], [], np.zeros(num_objects, bool), 0
         for (xs, ys), count in zip(axes, counts):
             k = min(self.topk, count)
-            r0, r1, c0, c1, bound = grid.nearest_windows(centers_host, xs, ys, k)
+            r0, r1, c0, c1, bound = grid.nearest_windows(host_obj_centers, xs, ys, k)
             _, anchors = grid.expand_rectangles(np.arange(num_objects), start, len(xs), r0, r1, c0, c1)
             window = anchors.reshape(num_objects, -1)                                   # [M, W_l]
-            offset = (anchor_centers_host[window] - centers_host[:, None]).astype(np.float64)
+            offset = (host_centers[window] - host_obj_centers[:, None]).astype(np.float64)
             near = np.sort(np.sqrt((offset ** 2).sum(-1)), axis=1)[:, :k + 1]         # exact norms, ascending
             unsettled |= (np.diff(near, axis=1) <= _TIE_MARGIN * near[:, 1:]).any(1)
             unsettled |= near[:, k - 1] >= bound * (1 - _WINDOW_MARGIN)
@@ -191,7 +194,7 @@ class ATSSAssigner(nn.Layer):
         # one top-k over every level: windows padded to the widest with an infinitely far point
         width = max(w.shape[1] for w in windows)
         index = np.stack([np.pad(w, ((0, 0), (0, width - w.shape[1])), constant_values=-1) for w in windows], 1)
-        points = np.where(index[..., None] >= 0, anchor_centers_host[index], np.float32(np.inf))
+        points = np.where(index[..., None] >= 0, host_centers[index], np.float32(np.inf))
         dist = G.center_distances(obj_centers.reshape([num_objects, 1, 1, 2]), paddle.to_tensor(points))
         pos = paddle.topk(dist, max(ks), axis=-1, largest=False)[1]                    # [M, levels, k]
         cand = paddle.take_along_axis(paddle.to_tensor(index), pos, axis=-1)
@@ -200,7 +203,7 @@ class ATSSAssigner(nn.Layer):
         return paddle.concat([cand[:, level, :k] for level, k in enumerate(ks)], axis=1), unsettled
 
     def _full_level_candidates(self, obj_centers, anchor_centers, rows, levels):
-        """The topk centre-nearest anchors of every full level for objects `rows`, as ppdet computes them.
+        """1. The topk centre-nearest anchors of every full level for objects `rows`, as ppdet computes them.
 
         Runs on every call (on no rows when every window settled its level), so the operators a call dispatches
         do not depend on distance ties.
@@ -222,7 +225,7 @@ class ATSSAssigner(nn.Layer):
         return paddle.concat(out) if len(out) > 1 else out[0]
 
     def _above_threshold(self, cand, obj_boxes, anchor_bboxes):
-        """Candidates whose IoU with their object exceeds its threshold, mean + std of its candidates' IoUs.
+        """2. Candidates whose IoU with their object exceeds its threshold, mean + std of its candidates' IoUs.
 
         Args:
             cand (Tensor[M, K] int64), obj_boxes (Tensor[M, 4]), anchor_bboxes (Tensor[L, 4]).
@@ -234,7 +237,7 @@ class ATSSAssigner(nn.Layer):
         return iou > iou.mean(axis=-1, keepdim=True) + std_unbiased(iou)
 
     def _force_matching(self, assigned, positive, obj_boxes, anchor_bboxes, host):
-        """Give an anchor to the object whose best-IoU anchor it is, where exactly one object says so.
+        """5. Give an anchor to the object whose best-IoU anchor it is, where exactly one object says so.
 
         Returns:
             assigned (Tensor[B, L] int64), positive (Tensor[B, L] bool).
@@ -252,6 +255,36 @@ class ATSSAssigner(nn.Layer):
         return paddle.where(forced, owner.reshape([batch, num_anchors]), assigned), positive | forced
 
 
+
+
+def _positive_pairs(cand, above, host_centers, host_obj_boxes):
+    """3. The (object, anchor) positives: candidates above the threshold whose centre lies inside the object.
+
+    The centre test runs on the host, on the same float32 values the device holds (`points_inside_boxes`).
+
+    Args:
+        cand, above (Tensor[M, K]): candidates and their threshold test; host_centers (np.ndarray[L, 2]),
+        host_obj_boxes (np.ndarray[M, 4]).
+    Returns (host copy 2):
+        pair_obj, pair_anchor (np.ndarray[P] int64).
+    """
+    host_cand, host_above = _unpack(_pack([cand, above]).numpy(), [cand, above])
+    inside = G.points_inside_boxes(host_centers[host_cand], host_obj_boxes[:, None])
+    obj, col = np.nonzero(host_above & inside)
+    return obj, host_cand[obj, col]
+
+
+def _score_weights(boxes, assigned, pred_bboxes, gt_scores):
+    """6. Each anchor's score weight: IoU(its GT box, its predicted box), its GT's score, or None (1).
+
+    Args:
+        boxes (Tensor[B, L, 4]): each anchor's GT box; assigned (Tensor[B, L] int64): its GT slot.
+    """
+    if pred_bboxes is not None:
+        return G.aligned_iou(boxes, pred_bboxes, eps=G.IOU_EPS_PRED)
+    if gt_scores is not None:
+        return paddle.take_along_axis(gt_scores.squeeze(-1), assigned, axis=1)
+    return None
 
 def _pack(tensors):
     """Int/bool tensors as one flat int32 tensor, to be brought to the host by a single copy (`_unpack`)."""

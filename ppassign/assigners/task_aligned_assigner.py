@@ -27,15 +27,25 @@ from .assign_utils import HostInputs, background_outputs, build_targets, dense_a
 
 # Bytes of float temporaries a call may hold for [rows, L] metrics before rows are chunked.
 DEFAULT_MEMORY_BUDGET_MB = 256
+# Host booleans per chunk when anchor points off a grid are tested against every object.
+_HOST_INSIDE_BUDGET_MB = 64
+# Paddle's CPU top-k (phi/kernels/cpu/top_k_kernel.cc) runs std::partial_sort when k * 64 < width.
+_PARTIAL_SORT_FACTOR = 64
 
 
 class TaskAlignedAssigner(nn.Layer):
-    """Task-aligned assignment.
+    """Task-aligned assignment, as PaddleDetection computes it.
 
-    For each GT, the alignment metric t = s^alpha * u^beta (s: predicted score of the GT's class, u: IoU of
-    the predicted box with the GT) is computed at every anchor point inside the GT; the `topk` anchors of
-    highest t are positives. An anchor claimed by several GTs goes to the GT its prediction overlaps most.
-    Scores are t normalised per GT so that its best anchor scores the GT's best IoU.
+    The method (its step numbers are used in the code):
+
+    1. Candidates: the anchor points strictly inside each GT box.
+    2. Metric: t = s^alpha * u^beta at each candidate, s the predicted score of the GT's class and u the IoU of
+       the predicted box with the GT.
+    3. Top-k: each GT's `topk` candidates of highest t are its positives.
+    4. Conflicts: an anchor that is a positive of several GTs goes to the GT slot its predicted box overlaps
+       most (over all n slots of the image).
+    5. Targets: the GT's label and box; the score of the label's class is t normalised per GT,
+       t / (max t + eps) * max u over the GT's positives.
 
     Args:
         topk (int): positives per GT (clipped to L).
@@ -83,47 +93,27 @@ class TaskAlignedAssigner(nn.Layer):
             assigned_labels (Tensor[B, L]), assigned_bboxes (Tensor[B, L, 4]), assigned_scores (Tensor[B, L, C])
             and, for ppdet < 2.7, mask_positive (Tensor[B, n, L]).
         """
-        require_tensor("pred_scores", pred_scores, 3)
+        counts, bg_index = _check_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
+                                         gt_bboxes, pad_gt_mask, bg_index)
         batch, num_anchors, num_classes = pred_scores.shape
-        require_tensor("pred_bboxes", pred_bboxes, 3, last=4)
-        require_shape("pred_bboxes", pred_bboxes, [batch, num_anchors, 4], "pred_scores is [B, L, C]")
-        require_tensor("anchor_points", anchor_points, 2, last=2)
-        require_shape("anchor_points", anchor_points, [num_anchors, 2], "pred_scores is [B, L, C]")
-        counts = check_num_anchors_list(num_anchors_list, num_anchors)
-        check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask)
-        require_shape("gt_bboxes", gt_bboxes, [batch] + list(gt_bboxes.shape[1:]), "pred_scores is [B, L, C]")
-        bg_index = check_bg_index(bg_index, num_classes)
         num_max = gt_bboxes.shape[1]
-        # device-to-host copy 1: ground truth, anchor points, predicted boxes
-        host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=[anchor_points, pred_bboxes],
-                                finite=[("pred_scores", pred_scores)])
-        points_host = host.extra[0].reshape(num_anchors, 2)
-        if not np.isfinite(points_host).all():
-            raise ValueError("anchor_points contains NaN or inf values")
-        pred_host = host.extra[1].reshape(batch * num_anchors, 4)
-        if not np.isfinite(pred_host).all():
-            raise ValueError("pred_bboxes contains NaN or inf values")
-        pairs = InsidePairs.find(host.obj_boxes, points_host, counts)
+        host, host_points, host_pred = _fetch_host(pred_scores, pred_bboxes, anchor_points, gt_labels, gt_bboxes,
+                                                   pad_gt_mask)                           # host copy 1
+        pairs = InsidePairs.find(host.obj_boxes, host_points, counts)                          # 1
         if host.num_objects == 0 or pairs.size == 0:        # no anchor inside any object: all negatives
-            *targets, assigned, positive = background_outputs(batch, num_anchors, num_classes, gt_labels,
-                                                              gt_bboxes, bg_index)
-            return pack_outputs(*targets, assigned, positive, num_max, self.return_mask_positive)
-
-        flat_pred = pred_bboxes.reshape([-1, 4])
-        flat_scores = pred_scores.reshape([-1])
-        gt_index = host.image * num_max + host.slot                                       # [M] in B * n
-        ious, metric = self._pair_metric(flat_scores, flat_pred, gt_bboxes, gt_index, pairs, host, num_anchors,
-                                         num_classes)
-        chosen = self._top_k(pairs, metric, num_anchors)
-        # 4. an anchor claimed by several objects goes to the GT its prediction overlaps most
+            return pack_outputs(*background_outputs(batch, num_anchors, num_classes, gt_labels, gt_bboxes,
+                                                    bg_index), num_max, self.return_mask_positive)
+        flat_pred, flat_scores = pred_bboxes.reshape([-1, 4]), pred_scores.reshape([-1])
+        ious, metric = self._pair_metric(flat_scores, flat_pred, gt_bboxes, pairs, host, num_anchors,
+                                         num_classes)                                     # 2
+        chosen = self._top_k(pairs, metric, num_anchors)                                  # 3; host copies 2 (+3)
         owner = pairs.owner[chosen]
         claims = resolve_claims(host.image[owner], host.slot[owner], pairs.anchor[chosen], num_anchors,
-                                lambda f: pred_host[f], lambda f: gather_rows(flat_pred, f), host.boxes, gt_bboxes,
-                                G.IOU_EPS_PRED, self.memory_budget_mb)
+                                lambda f: host_pred[f], lambda f: gather_rows(flat_pred, f), host.boxes, gt_bboxes,
+                                G.IOU_EPS_PRED, self.memory_budget_mb)                    # 4
         assigned, positive = dense_assignment(claims.flat, claims.slot, batch, num_anchors)
-        # 5. normalise: metric / max metric of the GT * max IoU of the GT, over the GT's positives
-        weights = self._normalised_metric(claims, chosen, ious, metric, flat_scores, gt_labels, batch, num_anchors,
-                                          num_classes, num_max)
+        weights = self._normalised_metric(claims, chosen, ious, metric, flat_scores, gt_labels, batch,
+                                          num_anchors, num_classes, num_max)              # 5
         labels, bboxes, scores = build_targets(assigned, positive, gt_labels, gt_bboxes, bg_index, num_classes,
                                                weights)
         return pack_outputs(labels, bboxes, scores, assigned, positive, num_max, self.return_mask_positive)
@@ -134,15 +124,16 @@ class TaskAlignedAssigner(nn.Layer):
         """t = s^alpha * u^beta, elementwise (ppdet's operation order)."""
         return scores.pow(self.alpha) * ious.pow(self.beta)
 
-    def _pair_metric(self, flat_scores, flat_pred, gt_bboxes, gt_index, pairs, host, num_anchors, num_classes):
-        """IoU of the predicted box with the object and the metric, for every (object, inside anchor) pair.
+    def _pair_metric(self, flat_scores, flat_pred, gt_bboxes, pairs, host, num_anchors, num_classes):
+        """2. IoU of the predicted box with the object, and the metric, for every (object, inside anchor) pair.
 
         Returns:
             ious, metric (Tensor[P]).
         """
+        owner_gt = (host.image * gt_bboxes.shape[1] + host.slot)[pairs.owner]                # in B * n
         flat_anchor = host.image[pairs.owner] * num_anchors + pairs.anchor
-        ious = G.aligned_iou(gather_rows(gt_bboxes.reshape([-1, 4]), gt_index[pairs.owner]),
-                             gather_rows(flat_pred, flat_anchor), eps=G.IOU_EPS_PRED)
+        ious = G.aligned_iou(gather_rows(gt_bboxes.reshape([-1, 4]), owner_gt), gather_rows(flat_pred, flat_anchor),
+                             eps=G.IOU_EPS_PRED)
         scores = gather_rows(flat_scores, flat_anchor * num_classes + host.obj_labels[pairs.owner])
         return ious, self._metric(scores, ious)
 
@@ -156,12 +147,36 @@ class TaskAlignedAssigner(nn.Layer):
         Those objects' full rows are rebuilt from the pair metrics and ranked by the same kernel; the CPU
         shortcut `cpu_topk_keeps_zeros_of_the_row_start` settles the second case without the row where it holds.
 
-        Returns (device-to-host copy 2, and copy 3 when some row is ranked in full):
+        Returns (host copy 2, and copy 3 when some row is ranked in full):
             np.ndarray[C] int64: positions of the chosen pairs in `pairs`.
         """
-        num_objects, k = len(pairs.first), min(self.topk, num_anchors)
-        rank = np.arange(k + 1)
-        position = np.minimum(pairs.first[:, None] + rank, pairs.size - 1)              # [M, k + 1]
+        k = min(self.topk, num_anchors)
+        host_top, host_after, host_top_anchor = self._ranked_pairs(pairs, metric, k)     # host copy 2
+        keep = np.arange(k)[None] < pairs.counts[:, None]
+        tied = np.zeros(len(pairs.first), bool)
+        if k < num_anchors:                          # else every anchor of the row is chosen: no tie can matter
+            keep &= host_top > 0
+            tied = self._ties_need_the_row(pairs, keep, host_top, host_after, k, num_anchors)
+        keep[tied] = False
+        obj, col = np.nonzero(keep)
+        chosen = pairs.position(obj, host_top_anchor[obj, col])
+        rows = np.nonzero(tied)[0]
+        row_top = self._full_row_top_k(pairs, metric, rows, num_anchors, k)
+        if len(rows):                                # host copy 3
+            found = pairs.position(np.repeat(rows, k), row_top.numpy().ravel())
+            chosen = np.concatenate([chosen, found[found >= 0]])
+        return chosen
+
+    @staticmethod
+    def _ranked_pairs(pairs, metric, k):
+        """Each object's k + 1 best pairs (metric descending, then anchor index), brought to the host.
+
+        Returns (host copy 2):
+            top (np.ndarray[M, k] float32): the k best metrics (past an object's pairs: any value);
+            after (np.ndarray[M]): the (k+1)-th metric; top_anchor (np.ndarray[M, k] int64): the k best anchors.
+        """
+        num_objects = len(pairs.first)
+        position = np.minimum(pairs.first[:, None] + np.arange(k + 1), pairs.size - 1)   # [M, k + 1]
         # pairs by (object, metric descending, anchor): two stable sorts
         by_metric = paddle.argsort(metric, descending=True, stable=True)
         by_owner = paddle.argsort(paddle.gather(paddle.to_tensor(pairs.owner), by_metric), stable=True)
@@ -169,30 +184,18 @@ class TaskAlignedAssigner(nn.Layer):
         anchor_values = paddle.to_tensor(pairs.anchor.astype(np.float32))               # exact below 2^24
         host_view = paddle.concat([paddle.gather(metric, picked), paddle.gather(anchor_values, picked)]).numpy()
         values, anchors = host_view.reshape(2, num_objects, k + 1)
-        top, after, top_anchor = values[:, :k], values[:, k], anchors[:, :k].astype(np.int64)
-        counts = pairs.counts
-        keep = rank[None, :k] < counts[:, None]
-        ambiguous = np.zeros(num_objects, bool)
-        if k < num_anchors:                          # else every anchor of the row is chosen: no tie can matter
-            keep &= top > 0
-            tie = (counts > k) & (after > 0) & (top[:, k - 1] == after)
-            num_pos = keep.sum(1)
-            zeros_matter = np.ones(num_objects, bool)
-            if cpu_topk_keeps_zeros_of_the_row_start(k, num_anchors):
-                # the zeros a full-row top-k picks are then among anchors 0..k-1: they matter only if inside
-                zeros_matter = np.bincount(pairs.owner[pairs.anchor < k], minlength=num_objects) > 0
-            ambiguous = tie | ((num_pos < k) & (counts > num_pos) & zeros_matter)
-        keep[ambiguous] = False
-        obj, col = np.nonzero(keep)
-        chosen = pairs.position(obj, top_anchor[obj, col])
-        rows = np.nonzero(ambiguous)[0]
-        top_full = self._full_row_top_k(pairs, metric, rows, num_anchors, k)
-        if len(rows):                                # device-to-host copy 3
-            top_full = top_full.numpy()
-            obj = np.repeat(rows, k)
-            found = pairs.position(obj, top_full.ravel())
-            chosen = np.concatenate([chosen, found[found >= 0]])
-        return chosen
+        return values[:, :k], values[:, k], anchors[:, :k].astype(np.int64)
+
+    @staticmethod
+    def _ties_need_the_row(pairs, keep, top, after, k, num_anchors):
+        """Objects whose chosen set depends on the top-k kernel's tie order (see `_top_k`): np.ndarray[M] bool."""
+        tie = (pairs.counts > k) & (after > 0) & (top[:, k - 1] == after)
+        num_pos = keep.sum(1)
+        zeros_matter = np.ones(len(pairs.first), bool)
+        if cpu_topk_keeps_zeros_of_the_row_start(k, num_anchors):
+            # the zeros a full-row top-k picks are then among anchors 0..k-1: they matter only if inside
+            zeros_matter = np.bincount(pairs.owner[pairs.anchor < k], minlength=len(pairs.first)) > 0
+        return tie | ((num_pos < k) & (pairs.counts > num_pos) & zeros_matter)
 
     def _full_row_top_k(self, pairs, metric, rows, num_anchors, k):
         """PaddleDetection's top-k over full rows (metric inside the object, 0 elsewhere) for objects `rows`.
@@ -207,17 +210,16 @@ class TaskAlignedAssigner(nn.Layer):
         for i, j in row_chunks(len(rows), num_anchors * 4 * 3, self.memory_budget_mb):
             part = rows[i:j]
             sel, row = pairs.ranges(part)
-            values = gather_rows(metric, sel)
             full = paddle.scatter(paddle.zeros([len(part) * num_anchors], metric.dtype),
-                                  paddle.to_tensor(row * num_anchors + pairs.anchor[sel]), values)
+                                  paddle.to_tensor(row * num_anchors + pairs.anchor[sel]), gather_rows(metric, sel))
             out.append(paddle.topk(full.reshape([len(part), num_anchors]), k, axis=-1)[1])
         return paddle.concat(out) if len(out) > 1 else out[0]
 
     def _normalised_metric(self, claims, chosen, ious, metric, flat_scores, gt_labels, batch, num_anchors,
                            num_classes, num_max):
-        """Per anchor, t / (max t of its GT + eps) * (max IoU of its GT), over the GT's positives; 0 for negatives.
+        """5. Per anchor, t / (max t of its GT + eps) * (max IoU of its GT), over the GT's positives; 0 elsewhere.
 
-        A positive's t and IoU are those of its claiming pair, or, for an anchor claimed several times, of the
+        A positive's t and IoU are those of its claiming pair or, for an anchor claimed several times, of the
         slot it went to (its IoU from `resolve_claims`, t recomputed with that slot's class).
 
         Args:
@@ -228,12 +230,12 @@ class TaskAlignedAssigner(nn.Layer):
         """
         flat = claims.flat
         image = flat // num_anchors
-        claimer = chosen[claims.claimer]
-        winner = paddle.gather(claims.slot, paddle.to_tensor(claims.multi))
+        multi = paddle.to_tensor(claims.multi)
+        winner = paddle.gather(claims.slot, multi)
         label = paddle.gather(gt_labels.reshape([-1]).astype("int64"),
                               winner + paddle.to_tensor(image[claims.multi] * num_max))
         scores = paddle.gather(flat_scores, label + paddle.to_tensor(flat[claims.multi] * num_classes))
-        multi = paddle.to_tensor(claims.multi)
+        claimer = chosen[claims.claimer]
         pos_iou = paddle.scatter(gather_rows(ious, claimer), multi, claims.multi_iou)
         pos_metric = paddle.scatter(gather_rows(metric, claimer), multi, self._metric(scores, claims.multi_iou))
         gt = claims.slot + paddle.to_tensor(image * num_max)                                # [F] in B * n
@@ -244,8 +246,36 @@ class TaskAlignedAssigner(nn.Layer):
         return paddle.scatter(out, paddle.to_tensor(flat), value).reshape([batch, num_anchors])
 
 
+def _check_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
+                  bg_index):
+    """Shapes and dtypes (no host copy) -> (anchors per level, bg_index as int); ValueError naming the argument."""
+    require_tensor("pred_scores", pred_scores, 3)
+    batch, num_anchors, num_classes = pred_scores.shape
+    require_tensor("pred_bboxes", pred_bboxes, 3, last=4)
+    require_shape("pred_bboxes", pred_bboxes, [batch, num_anchors, 4], "pred_scores is [B, L, C]")
+    require_tensor("anchor_points", anchor_points, 2, last=2)
+    require_shape("anchor_points", anchor_points, [num_anchors, 2], "pred_scores is [B, L, C]")
+    counts = check_num_anchors_list(num_anchors_list, num_anchors)
+    check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask)
+    require_shape("gt_bboxes", gt_bboxes, [batch] + list(gt_bboxes.shape[1:]), "pred_scores is [B, L, C]")
+    return counts, check_bg_index(bg_index, num_classes)
+
+
+def _fetch_host(pred_scores, pred_bboxes, anchor_points, gt_labels, gt_bboxes, pad_gt_mask):
+    """Host copy 1: the ground truth (`HostInputs`), anchor points [L, 2] and predicted boxes [B * L, 4], checked."""
+    batch, num_anchors, num_classes = pred_scores.shape
+    host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=[anchor_points, pred_bboxes],
+                            finite=[("pred_scores", pred_scores)])
+    host_points, host_pred = host.extra[0].reshape(num_anchors, 2), host.extra[1].reshape(batch * num_anchors, 4)
+    if not np.isfinite(host_points).all():
+        raise ValueError("anchor_points contains NaN or inf values")
+    if not np.isfinite(host_pred).all():
+        raise ValueError("pred_bboxes contains NaN or inf values")
+    return host, host_points, host_pred
+
+
 class InsidePairs:
-    """The (object, anchor) pairs whose anchor point lies inside the object, on the host.
+    """1. The candidates: (object, anchor) pairs whose anchor point lies inside the object, on the host.
 
     Attributes:
         owner, anchor (np.ndarray[P] int64): sorted by owner, then anchor; first, counts (np.ndarray[M]): where
@@ -286,11 +316,8 @@ class InsidePairs:
         """All pairs of `objects`: (positions [S], index of the object in `objects` for each [S])."""
         sizes = self.counts[objects]
         row = np.repeat(np.arange(len(objects)), sizes)
-        return self.first[objects][row] + np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes), row
-
-
-_PARTIAL_SORT_FACTOR = 64   # Paddle's CPU top-k (phi/kernels/cpu/top_k_kernel.cc) partial-sorts when k * 64 < width
-_HOST_INSIDE_BUDGET_MB = 64  # host booleans per chunk when points off a grid are tested one by one
+        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return self.first[objects][row] + within, row
 
 
 @functools.lru_cache(maxsize=None)
