@@ -23,6 +23,8 @@ candidate_topk times per image, whatever the number of objects.
 `assign_batch` is the batched path (padded ground truth and a mask, as the task-aligned call) for heads that can
 use tensors for every image at once; ``__call__`` is ppdet's per-image call, with NumPy outputs.
 """
+from typing import NamedTuple, Optional
+
 import numpy as np
 import paddle
 
@@ -44,12 +46,15 @@ DEFAULT_MEMORY_BUDGET_MB = 256
 # Argument names in errors: those of the call the user made (ppdet's per-image call or `assign_batch`).
 _BATCH_NAMES = {"scores": "pred_scores", "anchors": "center_and_strides", "pred": "pred_bboxes"}
 _CALL_NAMES = {"scores": "flatten_cls_pred_scores", "anchors": "flatten_center_and_stride", "pred": "flatten_bboxes"}
+# Up to this many (object, anchor) pairs, step 1 tests every pair on the host (fewer NumPy calls than the
+# per-level grid ranges, the same float32 tests).
+HOST_PAIRS_DENSE = 2 ** 20
 # Float temporaries alive per (image, slot, candidate) entry while a chunk's costs are computed.
 _TEMPS_PER_ENTRY = 48
 
 
 def _log(x):
-    return paddle.maximum(paddle.log(x), paddle.full([], LOG_MIN, x.dtype))
+    return paddle.log(x).clip(min=LOG_MIN)
 
 
 def _bce_zero(p):
@@ -65,28 +70,25 @@ def _bce_one(p):
 def _iou_and_giou_loss(pred, gt, with_giou):
     """ppdet's batch_bbox_overlaps (mode iou, and 1 - GIoU for mode giou), with its arithmetic, broadcasting.
 
-    Coordinates are taken apart first, so every operator works on the [..., c, V] pairs themselves.
-
     Args:
-        pred (Tensor[..., 4]), gt (Tensor[..., 4]): xyxy, e.g. [B, 1, V, 4] and [B, c, 1, 4].
+        pred, gt: (x1, y1, x2, y2), four broadcastable Tensors each, e.g. [B, 1, V] and [B, c, 1].
     Returns:
-        iou (Tensor[...]); 1 - GIoU (Tensor[...]) or None.
+        iou (Tensor, the broadcast shape, e.g. [B, c, V]); 1 - GIoU (same) or None.
     """
-    eps = paddle.full([], UNION_EPS, pred.dtype)
-    px1, py1, px2, py2 = (pred[..., i] for i in range(4))
-    gx1, gy1, gx2, gy2 = (gt[..., i] for i in range(4))
+    px1, py1, px2, py2 = pred
+    gx1, gy1, gx2, gy2 = gt
     area_pred = (px2 - px1) * (py2 - py1)
     area_gt = (gx2 - gx1) * (gy2 - gy1)
     width = (paddle.minimum(px2, gx2) - paddle.maximum(px1, gx1)).clip(min=0)
     height = (paddle.minimum(py2, gy2) - paddle.maximum(py1, gy1)).clip(min=0)
     overlap = width * height
-    union = paddle.maximum(area_pred + area_gt - overlap, eps)
+    union = (area_pred + area_gt - overlap).clip(min=UNION_EPS)
     iou = overlap / union
     if not with_giou:
         return iou, None
     enclose_w = (paddle.maximum(px2, gx2) - paddle.minimum(px1, gx1)).clip(min=0)
     enclose_h = (paddle.maximum(py2, gy2) - paddle.minimum(py1, gy1)).clip(min=0)
-    enclose_area = paddle.maximum(enclose_w * enclose_h, eps)
+    enclose_area = (enclose_w * enclose_h).clip(min=UNION_EPS)
     return iou, 1 - (iou - (enclose_area - union) / enclose_area)
 
 
@@ -103,6 +105,16 @@ def _axis_range(coords, lo, hi):
     right = (hi[:, None] - coords[None]) > 0
     a = np.where(left.any(1), left.argmax(1), len(coords))
     return a.astype(np.int64), right.sum(1).astype(np.int64)
+
+
+class _State(NamedTuple):
+    """One call's host-side facts: `HostInputs`, the candidate layout (`dynamic_k.candidate_columns`, None when no
+    image has a candidate) and each (slot, candidate)'s cost offset (`SimOTAAssigner._pair_offsets`)."""
+    host: HostInputs
+    columns: Optional[np.ndarray]
+    real: Optional[np.ndarray]
+    flat: Optional[np.ndarray]
+    offsets: Optional[np.ndarray]
 
 
 class SimOTAAssigner(object):
@@ -149,6 +161,7 @@ class SimOTAAssigner(object):
         Returns:
             pos_num (int): max(positives, 1), 0 without objects; label (np.ndarray[L] int64): num_classes for
             negatives; label_weight (np.ndarray[L] float32): ones; bbox_target (np.ndarray[L, 4] float32).
+        Device-to-host copies: 2 (3 when some object's k-th cost ties), the outputs built on the host.
         """
         require_tensor("flatten_cls_pred_scores", flatten_cls_pred_scores, 2)
         require_tensor("flatten_center_and_stride", flatten_center_and_stride, 2, last=4)
@@ -157,15 +170,29 @@ class SimOTAAssigner(object):
         num_gt = gt_bboxes.shape[0]
         require_tensor("gt_labels", gt_labels, 2, last=1)
         require_shape("gt_labels", gt_labels, [num_gt, 1], "gt_bboxes is [n, 4]")
-        pos_num, labels, weights, targets = self._assign(
-            flatten_cls_pred_scores.unsqueeze(0), flatten_center_and_stride, flatten_bboxes.unsqueeze(0),
-            gt_bboxes.unsqueeze(0), gt_labels.unsqueeze(0), None, eps, _CALL_NAMES)
-        num_anchors = labels.shape[1]
-        host = paddle.concat([labels.astype("float32").flatten(), targets.flatten(),
-                              pos_num.astype("float32")]).numpy()
-        label = np.rint(host[:num_anchors]).astype(np.int64)
-        bbox_target = host[num_anchors:5 * num_anchors].reshape(num_anchors, 4).astype(np.float32)
-        return int(host[-1]), label, np.ones(num_anchors, np.float32), bbox_target
+        with paddle.no_grad():
+            inputs = (flatten_cls_pred_scores.unsqueeze(0), flatten_center_and_stride, flatten_bboxes.unsqueeze(0),
+                      gt_bboxes.unsqueeze(0), gt_labels.unsqueeze(0), None)
+            state = self._prepare(*inputs, _CALL_NAMES)
+            num_anchors = flatten_bboxes.shape[0]
+            if state.columns is None:
+                winner = positive = np.zeros((1, 0), np.int64)
+            else:
+                cost, selected, tie_k = self._match(*inputs[:5], state, eps)
+                winner, positive = resolve_to_lowest_cost(selected, cost)
+                width = cost.shape[-1]
+                # device-to-host copy 2 (3 after a tie): ties, and the assignment of every candidate
+                host_view = paddle.concat([tie_k.astype("int64").flatten(), winner.flatten(),
+                                           positive.astype("int64").flatten()]).numpy()
+                tie_host = host_view[:num_gt].reshape(1, num_gt)
+                winner, positive = host_view[num_gt:num_gt + width], host_view[num_gt + width:]
+                if tie_host.any():
+                    selected = self._ppdet_topk_rows(cost, selected, tie_host, state.real.sum(1))
+                    winner, positive = resolve_to_lowest_cost(selected, cost)
+                    host_view = paddle.concat([winner.flatten(), positive.astype("int64").flatten()]).numpy()
+                    winner, positive = host_view[:width], host_view[width:]
+                winner, positive = winner.reshape(1, width), positive.reshape(1, width).astype(bool)
+        return self._host_outputs(state, winner, positive, num_anchors)
 
     def assign_batch(self, pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask=None,
                      eps=1e-7):
@@ -182,22 +209,37 @@ class SimOTAAssigner(object):
             pos_num (Tensor[B] int64): max(positives, 1) per image, 0 for an image without objects;
             labels (Tensor[B, L] int64): num_classes for negatives; label_weights (Tensor[B, L] float32): ones;
             bbox_targets (Tensor[B, L, 4] float32): the object's box for positives, 0 elsewhere.
+        Device-to-host copies: 2, the outputs stay on the device.
         """
-        return self._assign(pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask, eps,
-                            _BATCH_NAMES)
+        with paddle.no_grad():
+            inputs = (pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask)
+            state = self._prepare(*inputs, _BATCH_NAMES)
+            batch, num_anchors = pred_bboxes.shape[:2]
+            if state.columns is None:
+                assigned = paddle.zeros([batch, num_anchors], "int64")
+                return self._device_outputs(state, assigned, paddle.zeros([batch, num_anchors], "bool"))
+            cost, selected, tie_k = self._match(*inputs[:5], state, eps)
+            tie_host = tie_k.numpy()                         # device-to-host copy 2
+            if tie_host.any():
+                selected = self._ppdet_topk_rows(cost, selected, tie_host, state.real.sum(1))
+            winner, positive = resolve_to_lowest_cost(selected, cost)
+            assigned, positive = scatter_to_anchors(winner, positive, state.flat, state.real, num_anchors)
+            return self._device_outputs(state, assigned, positive)
 
     # --- steps ------------------------------------------------------------------------------------------------
 
-    @paddle.no_grad()
-    def _assign(self, pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask, eps, names):
-        """`assign_batch`; errors name the arguments as `names` says."""
+    def _prepare(self, pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask, names):
+        """Checks, device-to-host copy 1 and step 1: the candidates of every image.
+
+        Returns:
+            _State; its `columns` is None when no image has a candidate (or an object).
+        """
         pred_scores, center_and_strides, pred_bboxes, gt_bboxes = float32_inputs(
             pred_scores, center_and_strides, pred_bboxes, gt_bboxes)
         batch, num_anchors, num_classes = self._check(pred_scores, center_and_strides, pred_bboxes, gt_bboxes,
                                                       gt_labels, pad_gt_mask, names)
-        num_max = gt_bboxes.shape[1]
         if pad_gt_mask is None:
-            pad_gt_mask = paddle.ones([batch, num_max, 1], "float32")
+            pad_gt_mask = paddle.ones(gt_labels.shape, "float32")
         # device-to-host copy 1: ground truth, anchors, finiteness of the predictions
         host = HostInputs.fetch(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=[center_and_strides],
                                 finite=[(names["pred"], pred_bboxes), (names["scores"], pred_scores)])
@@ -206,19 +248,27 @@ class SimOTAAssigner(object):
             raise ValueError(f"{names['anchors']} contains NaN or inf values")
         if (anchors_host[:, 2:] <= 0).any():
             raise ValueError(f"{names['anchors']} must hold positive strides in its last two columns")
-        has_gt = paddle.to_tensor(host.valid.any(1))
         candidates, both = self._regions(anchors_host, host, batch)
+        state = _State(host, None, None, None, None)
         if host.num_objects == 0 or not candidates.any():
-            positive = paddle.zeros([batch, num_anchors], "bool")
-            return self._outputs(paddle.zeros([batch, num_anchors], "int64"), positive, gt_labels, gt_bboxes,
-                                 has_gt)
+            return state
         columns, real = candidate_columns(candidates)
         flat = flat_columns(columns, num_anchors)
-        cost, selected = self._match(pred_scores, pred_bboxes, gt_labels, gt_bboxes, host, columns, real, flat,
-                                     both, eps)
-        winner, positive = resolve_to_lowest_cost(selected, cost)
-        assigned, positive = scatter_to_anchors(winner, positive, flat, real, num_anchors)
-        return self._outputs(assigned, positive, gt_labels, gt_bboxes, has_gt)
+        return _State(host, columns, real, flat, self._pair_offsets(host, columns, real, both, num_anchors))
+
+    @staticmethod
+    def _pair_offsets(host, columns, real, both, num_anchors):
+        """What ppdet adds to each (slot, candidate) cost: 0 inside the object's box and centre square, 1e8
+        elsewhere, +inf for padding slots and columns. np.ndarray[B, n, V] float32."""
+        batch, width = columns.shape
+        offsets = np.full((batch, host.valid.shape[1], width), np.inf, np.float32)
+        offsets[host.valid[:, :, None] & real[:, None, :]] = OUTSIDE_COST
+        column_of = np.zeros((batch, num_anchors), np.int64)
+        image, column = np.nonzero(real)
+        column_of[image, columns[real]] = column
+        obj, anchor = both
+        offsets[host.image[obj], host.slot[obj], column_of[host.image[obj], anchor]] = 0
+        return offsets
 
     def _check(self, pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, pad_gt_mask, names):
         """Shapes and dtypes (no host copy) -> (B, L, C)."""
@@ -257,14 +307,16 @@ class SimOTAAssigner(object):
         if host.num_objects == 0:
             return candidates, (none, none)
         points, strides = anchors_host[:, :2], anchors_host[:, 2:]
-        change = np.nonzero((strides[1:] != strides[:-1]).any(1))[0] + 1
-        counts = np.diff(np.r_[0, change, num_anchors]).tolist()
-        axes = grid.level_axes(points, counts)
+        axes = None
+        if host.num_objects * num_anchors > HOST_PAIRS_DENSE:
+            change = np.nonzero((strides[1:] != strides[:-1]).any(1))[0] + 1
+            counts = np.diff(np.r_[0, change, num_anchors]).tolist()
+            axes = grid.level_axes(points, counts)
         boxes = host.obj_boxes
         radius = np.float32(self.center_radius)
         cx = (boxes[:, 0] + boxes[:, 2]) / np.float32(2)
         cy = (boxes[:, 1] + boxes[:, 3]) / np.float32(2)
-        if axes is None:                           # points off a grid: every (object, anchor) on the host
+        if axes is None:                           # few pairs, or points off a grid: every (object, anchor)
             both_obj, both_anchor = [], []
             rx, ry = radius * strides[None, :, 0], radius * strides[None, :, 1]
             x, y = points[None, :, 0], points[None, :, 1]
@@ -309,15 +361,16 @@ class SimOTAAssigner(object):
             terms = {"swap": _bce_one(p) - zero}                                         # BCE(p, 1) - BCE(p, 0)
         return terms, zero.sum(1)
 
-    def _pair_costs(self, boxes, labels, in_both, cand_pred, terms, background, eps):
-        """Step 2 for GT slots [B, c] against the candidates [B, V]: (cost, IoU), Tensor[B, c, V] each.
+    def _pair_costs(self, gt, labels, pred, terms, background, eps):
+        """Step 2 for GT slots [B, c] against the candidates [B, V]: (cost, IoU), Tensor[B, c, V] each, without
+        the 1e8 / padding offset.
 
-        The class sum is the candidate's `background` with the object's class term swapped in; the last additions
-        are ppdet's, in its order (x + 0 * 1e8 is x), so that costs round to 1e8 + c as ppdet's do.
+        Args:
+            gt (4 Tensors [B, c, 1]): x1, y1, x2, y2; labels (Tensor[B, c, 1] int64); pred (4 Tensors [B, 1, V]);
+            terms, background: `_class_terms`.
         """
-        iou, giou_loss = _iou_and_giou_loss(cand_pred.unsqueeze(1), boxes.unsqueeze(2), self.use_vfl)
-        index = labels.unsqueeze(-1)
-        at_label = lambda name: paddle.take_along_axis(terms[name], index, axis=1, broadcast=True)   # [B, c, V]
+        iou, giou_loss = _iou_and_giou_loss(pred, gt, self.use_vfl)
+        at_label = lambda name: paddle.take_along_axis(terms[name], labels, axis=1, broadcast=True)   # [B, c, V]
         if self.use_vfl:
             zero = at_label("zero")
             own = paddle.where(iou > 0, ((iou - 1) * at_label("log_1p") - iou * at_label("log_p")) * iou, zero)
@@ -328,52 +381,46 @@ class SimOTAAssigner(object):
             reg_cost = -paddle.log(iou + eps)
         if self.cls_weight != 1:
             cls_cost = cls_cost * self.cls_weight
-        cost = cls_cost + reg_cost * self.iou_weight
-        return paddle.where(in_both, cost, cost + OUTSIDE_COST), iou
+        return cls_cost + reg_cost * self.iou_weight, iou
 
-    def _match(self, pred_scores, pred_bboxes, gt_labels, gt_bboxes, host, columns, real, flat, both, eps):
-        """Steps 2-3 up to the matches: costs [B, n, V] (+inf in padding) and matches [B, n, V] bool."""
+    def _match(self, pred_scores, center_and_strides, pred_bboxes, gt_bboxes, gt_labels, state, eps):
+        """Steps 2 and 3 up to the matches, in slot chunks.
+
+        Returns:
+            cost (Tensor[B, n, V]): ppdet's, +inf in padding; selected (Tensor[B, n, V] bool): the k cheapest of
+            each object where its k-th and (k+1)-th cost differ; tie_k (Tensor[B, n] int32): k where they tie
+            (those objects need `_ppdet_topk_rows`), 0 elsewhere.
+        """
+        pred_scores, pred_bboxes, gt_bboxes = float32_inputs(pred_scores, pred_bboxes, gt_bboxes)
         batch, num_max = gt_bboxes.shape[:2]
-        width = columns.shape[1]
-        cand_pred = gather_columns(pred_bboxes, flat)                                     # [B, V, 4]
-        cand_scores = gather_columns(pred_scores, flat)                                   # [B, V, C]
-        terms, background = self._class_terms(cand_scores)
-        labels = gt_labels.squeeze(-1).astype("int64")
-        valid = paddle.to_tensor(host.valid[:, :, None] & real[:, None, :])               # [B, n, V]
-        # the box-and-centre pairs as a [B, n, V] mask (one scatter; the last entry takes a dummy write)
-        column_of = np.zeros((batch, pred_bboxes.shape[1]), np.int64)
-        image_of_column, column = np.nonzero(real)
-        column_of[image_of_column, columns[real]] = column
-        obj, anchor = both
-        size = batch * num_max * width
-        entry = np.r_[(host.image[obj] * num_max + host.slot[obj]) * width + column_of[host.image[obj], anchor], size]
-        in_both = paddle.scatter(paddle.zeros([size + 1], "int32"), paddle.to_tensor(entry.astype(np.int64)),
-                                 paddle.ones([len(entry)], "int32"))
-        in_both = in_both[:size].reshape([batch, num_max, width]).astype("bool")
+        width = state.columns.shape[1]
+        cand_pred = gather_columns(pred_bboxes, state.flat).transpose([0, 2, 1])          # [B, 4, V]
+        pred = paddle.split(cand_pred, 4, axis=1)                                          # 4 x [B, 1, V]
+        terms, background = self._class_terms(gather_columns(pred_scores, state.flat))
+        labels = gt_labels.astype("int64")                                                 # [B, n, 1]
+        real_column = paddle.to_tensor(state.real[:, None, :].astype(np.float32))          # [B, 1, V]
+        real_row = state.host.valid                                                        # [B, n]
         kmax = min(self.candidate_topk + 1, width)
-        costs, matches, ties, ks = [], [], [], []
+        costs, matches, ties = [], [], []
         for start, stop in row_chunks(num_max, batch * width * 4 * _TEMPS_PER_ENTRY, self.memory_budget_mb):
-            ok = valid[:, start:stop]
-            cost, iou = self._pair_costs(gt_bboxes[:, start:stop], labels[:, start:stop], in_both[:, start:stop],
-                                         cand_pred, terms, background, eps)
-            cost = paddle.where(ok, cost, paddle.full_like(cost, float("inf")))
-            k = dynamic_ks(paddle.where(ok, iou, paddle.zeros_like(iou)), self.candidate_topk)   # [B, c]
+            whole = start == 0 and stop == num_max
+            part = (lambda t: t) if whole else (lambda t: t[:, start:stop])
+            cost, iou = self._pair_costs(paddle.split(part(gt_bboxes), 4, axis=-1), part(labels), pred, terms,
+                                         background, eps)
+            cost = cost + paddle.to_tensor(state.offsets[:, start:stop])                   # ppdet's + 1e8
+            k = dynamic_ks(iou * real_column, self.candidate_topk)                         # [B, c]
             values = paddle.topk(cost, kmax, axis=-1, largest=False)[0]
             values = paddle.concat([values, paddle.full(values.shape[:2] + [1], float("inf"))], axis=-1)
             index = (k.astype("int64") - 1).unsqueeze(-1)
             kth = paddle.take_along_axis(values, index, axis=-1)
-            after = paddle.take_along_axis(values, index + 1, axis=-1)
-            matches.append((cost <= kth) & ok)
-            ties.append(((after == kth) & ok.any(-1, keepdim=True)).squeeze(-1))
+            row_ok = paddle.to_tensor(real_row[:, start:stop])
+            matches.append((cost <= kth) & row_ok.unsqueeze(-1))
+            tie = (paddle.take_along_axis(values, index + 1, axis=-1) == kth).squeeze(-1) & row_ok
+            ties.append(paddle.where(tie, k, paddle.zeros_like(k)))
             costs.append(cost)
-            ks.append(k)
-        cat = (lambda parts: parts[0]) if len(costs) == 1 else (lambda parts: paddle.concat(parts, axis=1))
-        cost, selected = cat(costs), cat(matches)
-        # device-to-host copy 2: objects whose k-th and (k+1)-th cost tie get ppdet's own top-k
-        tie_k = (paddle.where(cat(ties), cat(ks), paddle.zeros_like(cat(ks)))).numpy()
-        if tie_k.any():
-            selected = self._ppdet_topk_rows(cost, selected, tie_k, real.sum(1))
-        return cost, selected
+        if len(costs) == 1:
+            return costs[0], matches[0], ties[0]
+        return paddle.concat(costs, axis=1), paddle.concat(matches, axis=1), paddle.concat(ties, axis=1)
 
     @staticmethod
     def _ppdet_topk_rows(cost, selected, tie_k, widths):
@@ -398,17 +445,34 @@ class SimOTAAssigner(object):
         flat = paddle.scatter(flat, paddle.to_tensor(np.concatenate(rows)), paddle.concat(blocks))
         return flat.reshape([batch, num_max, width]).astype("bool")
 
-    def _outputs(self, assigned, positive, gt_labels, gt_bboxes, has_gt):
-        """(pos_num, labels, label_weights, bbox_targets) from each anchor's slot and positive flag [B, L]."""
+    def _device_outputs(self, state, assigned, positive):
+        """assign_batch's outputs from each anchor's slot and positive flag (Tensors [B, L])."""
+        host = state.host
         batch, num_anchors = positive.shape
-        if gt_bboxes.shape[1] == 0:
+        if host.valid.shape[1] == 0:
             labels = paddle.full([batch, num_anchors], self.num_classes, "int64")
             targets = paddle.zeros([batch, num_anchors, 4], "float32")
         else:
-            labels = paddle.take_along_axis(gt_labels.squeeze(-1).astype("int64"), assigned, axis=1)
+            labels = paddle.take_along_axis(paddle.to_tensor(host.labels), assigned, axis=1)
             labels = paddle.where(positive, labels, paddle.full_like(labels, self.num_classes))
-            targets = paddle.take_along_axis(gt_bboxes, assigned.unsqueeze(-1), axis=1, broadcast=True)
+            targets = paddle.take_along_axis(paddle.to_tensor(host.boxes), assigned.unsqueeze(-1), axis=1,
+                                             broadcast=True)
             targets = paddle.where(positive.unsqueeze(-1), targets, paddle.zeros_like(targets))
         count = positive.astype("int64").sum(1)
-        pos_num = paddle.where(has_gt, count.clip(min=1), paddle.zeros_like(count))
+        pos_num = paddle.where(paddle.to_tensor(host.valid.any(1)), count.clip(min=1), paddle.zeros_like(count))
         return pos_num, labels, paddle.ones([batch, num_anchors], "float32"), targets
+
+    def _host_outputs(self, state, winner, positive, num_anchors):
+        """ppdet's per-image outputs (NumPy) from each candidate's slot and positive flag (np.ndarray[1, V])."""
+        host = state.host
+        label = np.full(num_anchors, self.num_classes, np.int64)
+        bbox_target = np.zeros((num_anchors, 4), np.float32)
+        if state.columns is not None:
+            keep = positive[0] & state.real[0]
+            anchors, slots = state.columns[0, keep], winner[0, keep]
+            label[anchors] = host.labels[0, slots]
+            bbox_target[anchors] = host.boxes[0, slots]
+            pos_num = max(len(anchors), 1)
+        else:
+            pos_num = 1 if host.num_objects else 0
+        return pos_num, label, np.ones(num_anchors, np.float32), bbox_target

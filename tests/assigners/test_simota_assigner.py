@@ -140,6 +140,18 @@ def test_points_off_a_grid_match_ppdet():
     assert_same(*_both((scores, anchors + paddle.to_tensor(jitter), pred, boxes, labels)))
 
 
+@pytest.mark.parametrize("use_vfl", [True, False])
+@pytest.mark.parametrize("predictions", ["trained", "early"])
+def test_per_level_grid_ranges_for_many_pairs_match_ppdet(monkeypatch, predictions, use_vfl):
+    # above HOST_PAIRS_DENSE (object, anchor) pairs, step 1 reads index ranges off each level's grid
+    from ppassign.assigners import simota_assigner
+    monkeypatch.setattr(simota_assigner, "HOST_PAIRS_DENSE", 0)
+    inputs = _image(29, 12, predictions=predictions)
+    boxes = np.concatenate([inputs[3].numpy(), [[50.0, 50.0, 50.0, 50.0], [1.0, 1.0, 3.0, 3.0],
+                                                [-30.0, 60.0, -2.0, 90.0]]]).astype("float32")
+    assert_same(*_both(_with_boxes(inputs, boxes), use_vfl=use_vfl))
+
+
 def test_chunked_path_gives_identical_outputs():
     inputs = _image(28, 30, predictions="early")
     assert_same(SimOTAAssigner(num_classes=NUM_CLASSES)(*inputs),
