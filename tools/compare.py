@@ -29,8 +29,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=catalogue.methods_listing() + "\n" + catalogue.variants_note())
     parser.add_argument("--output_dir", default="output/compare", help="where results and runs go")
-    parser.add_argument("--methods", default="all",
-                        help="comma-separated method names and groups (below; the variants: --list)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated method names and groups (below; the variants: --list); default all. "
+                             "With --tabulate: show only these runs")
     parser.add_argument("--list", action="store_true", help="print the methods, groups and variants, and exit")
     for key, value in budget.items():
         parser.add_argument(f"--{key}", type=int, default=value, help=f"budget (default {value})")
@@ -84,6 +85,8 @@ def main(argv=None):
         elif args.tabulate:
             found, _ = results.collect_results(args.tabulate)
             curves = results.collect_curves(args.tabulate)
+            if args.methods:
+                found, curves = results.only_methods(found, curves, catalogue.parse_methods(args.methods))
             print(tables.seeds_table(found))
             print(tables.runs_table(found, curves), end="")
             if args.plot:

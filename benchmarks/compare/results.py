@@ -117,6 +117,15 @@ def collect_curves(paths):
     return curves
 
 
+def only_methods(results, curves, methods):
+    """The runs of `methods` only, in that order: (results seed -> rows, curves seed -> method -> curve)."""
+    order = {name: i for i, name in enumerate(methods)}
+    kept = {seed: sorted((row for row in rows if row["method"] in order), key=lambda row: order[row["method"]])
+            for seed, rows in results.items()}
+    return ({seed: rows for seed, rows in kept.items() if rows},
+            {seed: {m: c for m, c in per.items() if m in order} for seed, per in curves.items()})
+
+
 def parse_sweep(items):
     """['1x=dirA,dirB', '3x=c.jsonl'] -> [('1x', ['dirA', 'dirB']), ('3x', ['c.jsonl'])] (results folders or
     record files per budget); ValueError naming a bad item."""

@@ -140,3 +140,11 @@ def test_record_runs_appends_the_finished_and_stopped_runs_of_saved_results(tmp_
     assert new == lines and new[0]["curve"] == [[2, 0.2], [4, 0.3]] and new[1]["curve"] == []
     assert new[1]["stopped"] == "regression stalled" and new[0]["experiment"] == "exp"
     assert results.record_runs([str(folder)], path, commit="def5678")[0] == []
+
+
+def test_only_methods_keeps_the_named_runs_in_that_order():
+    found = {0: [{"method": "fcos"}, {"method": "dw"}, {"method": "retina_atss"}], 1: [{"method": "dw"}]}
+    curves = {0: {"fcos": [(8, 0.1)], "dw": [(8, 0.2)], "retina_atss": [(8, 0.3)]}, 1: {"dw": [(8, 0.2)]}}
+    kept, kept_curves = results.only_methods(found, curves, ["retina_atss", "fcos"])
+    assert kept == {0: [{"method": "retina_atss"}, {"method": "fcos"}]}
+    assert kept_curves == {0: {"fcos": [(8, 0.1)], "retina_atss": [(8, 0.3)]}, 1: {}}
