@@ -16,6 +16,7 @@ import paddle
 import paddle.nn as nn
 
 from ..ops import geometry as G
+from ..ops.precision import float32_inputs
 from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
     require_tensor
 from . import grid
@@ -55,6 +56,8 @@ class ATSSAssigner(nn.Layer):
         memory_budget_mb (int): above it, temporaries are computed in row chunks (same result).
         return_mask_positive (bool|None): return ppdet 2.6's 4th output (mask_positive); None: the class
             default, which ``import ppassign`` sets to what the installed ppdet's heads unpack.
+    Note:
+        Float16 / bfloat16 inputs (mixed-precision training) are computed in float32; the outputs are float32.
     """
     __shared__ = ["num_classes"]
     return_mask_positive = False  # PaddleDetection 2.7+; set by ppassign.plugin for the installed ppdet
@@ -91,6 +94,8 @@ class ATSSAssigner(nn.Layer):
             assigned_labels (Tensor[B, L]), assigned_bboxes (Tensor[B, L, 4]), assigned_scores (Tensor[B, L, C])
             and, for ppdet < 2.7, mask_positive (Tensor[B, n, L]).
         """
+        anchor_bboxes, gt_bboxes, gt_scores, pred_bboxes = float32_inputs(anchor_bboxes, gt_bboxes, gt_scores,
+                                                                          pred_bboxes)
         counts, bg_index = self._check_inputs(anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
                                               bg_index, gt_scores, pred_bboxes)
         (batch, num_max), num_anchors = gt_bboxes.shape[:2], anchor_bboxes.shape[0]

@@ -16,21 +16,6 @@ candidates) is host-side NumPy.
 import numpy as np
 import paddle
 
-# Input dtypes computed in float32 (mixed-precision training hands the assigners these).
-LOW_PRECISION = (paddle.float16, paddle.bfloat16)
-
-
-def float32_inputs(*tensors):
-    """The tensors with float16 / bfloat16 ones cast to float32 (others, and None, unchanged).
-
-    Paddle's CPU kernels for gather / subtract / clip have no float16 (or bfloat16) versions and float16 IoUs
-    can exceed 1 or underflow to 0 before a log, so the assigners compute in float32 whatever the head's AMP
-    level; their outputs are then float32.
-    """
-    return tuple(t.astype("float32") if isinstance(t, paddle.Tensor) and t.dtype in LOW_PRECISION else t
-                 for t in tensors)
-
-
 def candidate_columns(candidates):
     """The [B, V] layout of each image's candidate anchors.
 

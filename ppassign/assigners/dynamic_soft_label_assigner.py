@@ -25,11 +25,12 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from ..ops.precision import float32_inputs
 from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
     require_tensor
 from . import grid
 from .assign_utils import HostInputs, background_outputs, build_targets, pack_outputs, row_chunks
-from .dynamic_k import candidate_columns, dynamic_ks, flat_columns, float32_inputs, gather_columns, lowest_k, \
+from .dynamic_k import candidate_columns, dynamic_ks, flat_columns, gather_columns, lowest_k, \
     resolve_to_lowest_cost, scatter_to_anchors
 
 # MMDetection's DynamicSoftLabelAssigner: EPS in -log(IoU + EPS); BboxOverlaps2D clamps the union at 1e-6.

@@ -27,6 +27,7 @@ import numpy as np
 import paddle
 
 from ..ops import validation
+from ..ops.precision import float32_inputs
 
 RetinaAssignment = namedtuple("RetinaAssignment", ["matches", "labels", "cls_targets", "cls_weights",
                                                    "reg_weights"])
@@ -287,6 +288,7 @@ class RetinaAssigner:
     attributes the head reads: ``preserve_loss_scale`` (rescale each weighted loss, detached, to the value of
     the un-weighted one) and ``soft_focal_loss`` (classification loss of soft targets: the noisy-anchor
     authors' soft focal loss instead of the focal loss of a soft label). No state is kept between calls.
+    Float16 / bfloat16 inputs (mixed-precision training) are computed in float32; the outputs are float32.
     """
     needs = ()
     preserve_loss_scale = False
@@ -315,6 +317,7 @@ class RetinaAssigner:
         Returns:
             RetinaAssignment, fields [L].
         """
+        anchors, gt_bbox, pred_bboxes, pred_scores = float32_inputs(anchors, gt_bbox, pred_bboxes, pred_scores)
         gt_bbox, gt_class, num_anchors_list = check_inputs(anchors, gt_bbox, gt_class, pred_bboxes, pred_scores,
                                                            num_anchors_list, self.needs)
         num = gt_bbox.shape[0]
@@ -340,6 +343,7 @@ class RetinaAssigner:
         Returns:
             RetinaAssignment, fields [B, L].
         """
+        anchors, gt_bbox, pred_bboxes, pred_scores = float32_inputs(anchors, gt_bbox, pred_bboxes, pred_scores)
         gt_bbox, valid, gt_class, num_anchors_list = check_batch_inputs(
             anchors, gt_bbox, pad_gt_mask, gt_class, pred_bboxes, pred_scores, num_anchors_list, self.needs)
         batch, num_anchors = gt_bbox.shape[0], anchors.shape[0]

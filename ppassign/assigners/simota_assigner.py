@@ -28,10 +28,11 @@ from typing import NamedTuple, Optional
 import numpy as np
 import paddle
 
+from ..ops.precision import float32_inputs
 from ..ops.validation import require_shape, require_tensor
 from . import grid
 from .assign_utils import HostInputs, row_chunks
-from .dynamic_k import candidate_columns, dynamic_ks, flat_columns, float32_inputs, gather_columns, \
+from .dynamic_k import candidate_columns, dynamic_ks, flat_columns, gather_columns, \
     resolve_to_lowest_cost, scatter_to_anchors
 
 # ppdet.modeling.assigners.simota_assigner: the cost added to pairs outside the box-and-centre region.

@@ -19,6 +19,7 @@ import paddle
 import paddle.nn as nn
 
 from ..ops import geometry as G
+from ..ops.precision import float32_inputs
 from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
     require_tensor
 from . import grid
@@ -57,6 +58,7 @@ class TaskAlignedAssigner(nn.Layer):
             default, which ``import ppassign`` sets to what the installed ppdet's heads unpack.
     Note:
         `gt_scores` is accepted for signature compatibility and, as in PaddleDetection, not used.
+        Float16 / bfloat16 inputs (mixed-precision training) are computed in float32; the outputs are float32.
     """
     return_mask_positive = False  # PaddleDetection 2.7+; set by ppassign.plugin for the installed ppdet
 
@@ -93,6 +95,8 @@ class TaskAlignedAssigner(nn.Layer):
             assigned_labels (Tensor[B, L]), assigned_bboxes (Tensor[B, L, 4]), assigned_scores (Tensor[B, L, C])
             and, for ppdet < 2.7, mask_positive (Tensor[B, n, L]).
         """
+        pred_scores, pred_bboxes, anchor_points, gt_bboxes = float32_inputs(pred_scores, pred_bboxes, anchor_points,
+                                                                            gt_bboxes)
         counts, bg_index = _check_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
                                          gt_bboxes, pad_gt_mask, bg_index)
         batch, num_anchors, num_classes = pred_scores.shape

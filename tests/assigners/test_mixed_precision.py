@@ -17,9 +17,6 @@ from retina_cases import random_boxes, retina_anchors
 
 NUM_CLASSES = 5
 LOW = ["float16", "bfloat16"]
-# Assigners that do not cast yet: each needs one float32_inputs(...) (ppassign.assigners.dynamic_k) at its entry
-# (checked: with it every case here passes). Strict, so that the fix turns these into failures to unmark.
-NOT_YET = pytest.mark.xfail(strict=True, reason="does not cast float16 / bfloat16 inputs to float32 yet")
 
 
 def _dense_inputs(seed=0):
@@ -76,16 +73,16 @@ def _retina(make, cast):
 
 
 CASES = {
-    "ATSS": pytest.param(_atss, marks=NOT_YET),
-    "TAL": pytest.param(_tal, marks=NOT_YET),
+    "ATSS": _atss,
+    "TAL": _tal,
     "DSL": _dsl,
     "SimOTA": _simota,
-    "MaxIoU": pytest.param(lambda c: _retina(lambda: MaxIoUAssigner(0.5, 0.4), c), marks=NOT_YET),
-    "TopK": pytest.param(lambda c: _retina(TopKAssigner, c), marks=NOT_YET),
-    "ATSSRetina": pytest.param(lambda c: _retina(ATSSRetinaAssigner, c), marks=NOT_YET),
-    "FCOSRule": pytest.param(lambda c: _retina(lambda: FCOSRuleAssigner((8, 16, 32)), c), marks=NOT_YET),
-    "NoisyAnchor": pytest.param(lambda c: _retina(NoisyAnchorAssigner, c), marks=NOT_YET),
-    "HAMBox": pytest.param(lambda c: _retina(HAMBoxAssigner, c), marks=NOT_YET),
+    "MaxIoU": lambda c: _retina(lambda: MaxIoUAssigner(0.5, 0.4), c),
+    "TopK": lambda c: _retina(TopKAssigner, c),
+    "ATSSRetina": lambda c: _retina(ATSSRetinaAssigner, c),
+    "FCOSRule": lambda c: _retina(lambda: FCOSRuleAssigner((8, 16, 32)), c),
+    "NoisyAnchor": lambda c: _retina(NoisyAnchorAssigner, c),
+    "HAMBox": lambda c: _retina(HAMBoxAssigner, c),
 }
 
 
