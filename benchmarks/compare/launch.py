@@ -31,7 +31,7 @@ MIN_IMAGE_SIZE = 64  # 3 FPN levels down to stride 32
 
 
 def default_budget():
-    """The small CPU budget: all six methods together in well under an hour on 2 cores (see docs/analysis.md)."""
+    """The small CPU budget: all six methods together in well under an hour on 2 cores (docs/tools.md)."""
     return {"epochs": 8, "train_images": 192, "val_images": 48, "image_size": 160, "batch_size": 8,
             "eval_interval": 2}
 

@@ -71,7 +71,7 @@ def stalled_regression(regression, window=STALL_WINDOW, min_drop=STALL_MIN_DROP)
     are not judged.
 
     Such a run has a dead regression branch (e.g. ppdet's FCOSHead, whose ReLU on the distances can turn every
-    output to 0 in the first steps; docs/analysis.md): its AP is not the method's.
+    output to 0 in the first steps; docs/reports/fcos_regression.md): its AP is not the method's.
 
     Args:
         regression (dict): term -> [value per logged step] (a run's metrics' ``regression``).

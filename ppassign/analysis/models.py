@@ -128,7 +128,7 @@ class AnalysisModel:
             return {"autoassign": A.autoassign_map(self.head, grid, boxes, labels, cls_prob.numpy()[0],
                                                    pred.numpy()[0])}
         cls_list, ltrb_list, ctr_list = self.head(feats)
-        grid = _grid_of(feats, self.strides, fcos_base.POINT_OFFSET)
+        grid = _grid_of(feats, self.strides, self.head.point_offset)
         scores = F.sigmoid(fcos_base.flatten_levels(cls_list)) * F.sigmoid(fcos_base.flatten_levels(ctr_list))
         return {"dw": A.dw_map(self.head, grid, boxes, labels, scores.numpy()[0],
                                fcos_base.flatten_levels(ltrb_list).numpy()[0])}

@@ -68,7 +68,7 @@ def test_an_evaluation_without_detections_reads_as_zeros():
 
 
 def test_stalled_regression_flags_a_flat_box_loss():
-    # ppdet's FCOSHead with a dead regression branch: loss_box stays at ~0.93 (measured in docs/analysis.md).
+    # ppdet's FCOSHead with a dead regression branch: loss_box stays at ~0.93 (docs/reports/fcos_regression.md).
     flat = [0.933, 0.925, 0.919, 0.904, 0.920] + [0.93, 0.928, 0.925, 0.931, 0.927]
     falling = [0.946, 0.887, 0.756, 0.716, 0.642] + [0.6, 0.58, 0.56, 0.55, 0.53]
     assert records.stalled_regression({"loss_box": flat, "loss_loc": falling}) == ["loss_box"]
