@@ -59,6 +59,16 @@ def weights_file(weights):
     return path + ".pdparams"
 
 
+def resolve_weights(cfg, weights=None):
+    """The weights eval / export / infer load: `weights`, else the config's ``weights`` key; PipelineError when
+    neither is given or its .pdparams file does not exist."""
+    weights = weights or cfg.get("weights")
+    if not weights:
+        raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
+    weights_file(weights)
+    return weights
+
+
 def load_weights_strict(model, weights):
     """Load `weights` (.pdparams, suffix optional) into `model`; every parameter must be there with its shape.
 

@@ -2,7 +2,7 @@
 from . import checks
 from .common import (MetricRecorder, PipelineError, check_eval_dataset, checking, coco_summary,
                      data_errors_as_pipeline_errors, format_summary, load_weights_strict, make_trainer,
-                     output_eval_folder, select_device, weights_file)
+                     output_eval_folder, resolve_weights, select_device)
 from .config import load_config
 
 
@@ -17,10 +17,7 @@ def evaluate(config, overrides=(), weights=None):
         checks.check_dataset_files(cfg, "EvalDataset")
         checks.check_num_classes(cfg, ["EvalDataset"])
     select_device(cfg)
-    weights = weights or cfg.get("weights")
-    if not weights:
-        raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
-    weights_file(weights)
+    weights = resolve_weights(cfg, weights)
     if str(cfg.get("metric", "")).upper() != "COCO":
         raise PipelineError(f"eval reports COCO box metrics; the config's metric is {cfg.get('metric')!r}")
     with output_eval_folder(cfg):

@@ -5,7 +5,7 @@ import paddle
 
 from .. import compat
 from . import checks
-from .common import PipelineError, checking, load_weights_strict, make_trainer, weights_file
+from .common import PipelineError, checking, load_weights_strict, make_trainer, resolve_weights
 from .config import CATEGORY_IDS_KEY, categories, load_config, sync_test_categories
 
 
@@ -23,10 +23,7 @@ def export(config, overrides=(), weights=None, output_dir="output_inference"):
         if not any(name in arch for name in TRT_MIN_SUBGRAPH) and arch not in ("PPYOLOE", "YOLOX", "YOLOF"):
             raise PipelineError(f"architecture {arch!r} cannot be exported by ppdet 2.6 (no deploy settings "
                                 f"for it)")
-        weights = weights or cfg.get("weights")
-        if not weights:
-            raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
-        weights_file(weights)
+        weights = resolve_weights(cfg, weights)
         sync_test_categories(cfg)
         checks.check_num_classes(cfg, ["TestDataset"])
     cfg["use_gpu"] = False

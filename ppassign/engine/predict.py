@@ -10,7 +10,7 @@ import paddle
 
 from .. import compat
 from . import checks
-from .common import PipelineError, checking, load_weights_strict, select_device, weights_file
+from .common import PipelineError, checking, load_weights_strict, resolve_weights, select_device
 from .config import CATEGORY_IDS_KEY, build_model, categories, load_config, sync_test_categories
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -167,10 +167,7 @@ class DygraphPredictor:
     def __init__(self, config, overrides=(), weights=None):
         with checking():
             cfg = load_config(config, overrides)
-            weights = weights or cfg.get("weights")
-            if not weights:
-                raise PipelineError("no weights given: pass -o weights=<path without .pdparams>")
-            weights_file(weights)
+            weights = resolve_weights(cfg, weights)
             sync_test_categories(cfg)
             checks.check_num_classes(cfg, ["TestDataset"])
         select_device(cfg)

@@ -12,6 +12,7 @@ import pytest
 import ppassign  # noqa: F401
 from ppassign.engine import checks, config, export, predict
 from ppassign.engine.common import PipelineError, checking
+import own_data_cases
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs", "quickstart", "quickstart_tal.yml")
@@ -35,27 +36,8 @@ def write_coco(root, categories=CATEGORIES, name="instances.json"):
 
 
 def own_config(path, root, extra=""):
-    """The quickstart model on a user's COCO dataset at `root` (README "Your own data")."""
-    path.write_text(f"""_BASE_: ['{CONFIG}']
-num_classes: 2
-epoch: 1
-width_mult: 0.125
-TrainDataset:
-  name: COCODataSet
-  dataset_dir: {root}
-  image_dir: images
-  anno_path: annotations/instances.json
-  data_fields: ['image', 'gt_bbox', 'gt_class', 'is_crowd']
-EvalDataset:
-  name: COCODataSet
-  dataset_dir: {root}
-  image_dir: images
-  anno_path: annotations/instances.json
-TestDataset:
-  name: ImageFolder
-  anno_path: {os.path.join(root, 'annotations', 'instances.json')}
-{extra}""")
-    return str(path)
+    """The quickstart model, one short epoch, on a user's COCO dataset at `root` (README "Your own data")."""
+    return own_data_cases.write_user_config(path, CONFIG, root, "epoch: 1\nwidth_mult: 0.125\n" + extra)
 
 
 @pytest.fixture

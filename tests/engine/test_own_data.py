@@ -13,6 +13,7 @@ import pytest
 import ppassign  # noqa: F401
 from ppassign.engine import export, predict, train
 from ppassign.engine.common import PipelineError
+import own_data_cases
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # (height, width) of the user's images: none alike, none square, none a multiple of 32
@@ -54,27 +55,8 @@ def make_mixed_coco(root):
 
 
 def write_user_config(path, shipped, dataset_root, extra=""):
-    """What README "Your own data" tells a user to write: the shipped config as base, their dataset sections."""
-    root = str(dataset_root)
-    path.write_text(f"""_BASE_: ['{os.path.join(REPO, 'configs', shipped)}']
-num_classes: 2
-TrainDataset:
-  name: COCODataSet
-  dataset_dir: {root}
-  image_dir: images
-  anno_path: annotations/instances.json
-  data_fields: ['image', 'gt_bbox', 'gt_class', 'is_crowd']
-EvalDataset:
-  name: COCODataSet
-  dataset_dir: {root}
-  image_dir: images
-  anno_path: annotations/instances.json
-  allow_empty: true
-TestDataset:
-  name: ImageFolder
-  anno_path: {os.path.join(root, 'annotations', 'instances.json')}
-{extra}""")
-    return str(path)
+    """What README "Your own data" tells a user to write, on the shipped config `shipped` (under configs/)."""
+    return own_data_cases.write_user_config(path, os.path.join(REPO, "configs", shipped), dataset_root, extra)
 
 
 @pytest.fixture(scope="module")
