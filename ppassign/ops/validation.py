@@ -105,12 +105,13 @@ def fetch_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=(), finite=()
     batch, num_max = gt_bboxes.shape[:2]
     parts = [gt_bboxes.reshape([-1]), pad_gt_mask.reshape([-1]), gt_labels.reshape([-1])]
     parts += [t.reshape([-1]) for t in extra]
-    # x * 0 summed is NaN exactly when x holds a NaN or an inf: one cheap reduction per tensor
-    parts += [(t * 0).sum().reshape([1]) for _, t in finite]
+    # sum(x) * 0 is NaN when x holds a NaN or an inf (or when its finite values overflow the sum: told apart below,
+    # on the way to an error only): one reduction per tensor, no temporary of x's size
+    parts += [(t.sum() * 0).reshape([1]) for _, t in finite]
     parts = [p if p.dtype == paddle.float32 else p.astype("float32") for p in parts]
     pieces = np.split(paddle.concat(parts).numpy(), np.cumsum([p.shape[0] for p in parts])[:-1])
-    for (name, _), value in zip(finite, pieces[3 + len(extra):]):
-        if not np.isfinite(value).all():
+    for (name, tensor), value in zip(finite, pieces[3 + len(extra):]):
+        if not np.isfinite(value).all() and not bool(paddle.isfinite(tensor).all()):
             raise ValueError(f"{name} contains NaN or inf values")
     boxes = pieces[0].reshape(batch, num_max, 4)
     valid = pieces[1].reshape(batch, num_max) != 0

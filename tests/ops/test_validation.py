@@ -123,6 +123,14 @@ class TestFetchGt:
         with pytest.raises(ValueError, match="pred_scores contains NaN or inf"):
             V.fetch_gt(labels, boxes, mask, 4, finite=[("pred_scores", scores)])
 
+    def test_finite_values_whose_sum_overflows_are_accepted(self):
+        labels, boxes, mask = _gt()
+        huge = paddle.to_tensor(np.array([3e38, 3e38], "float32"))      # finite; their float32 sum is inf
+        V.fetch_gt(labels, boxes, mask, 4, finite=[("pred_bboxes", huge)])
+        nan = paddle.to_tensor(np.array([3e38, np.nan], "float32"))
+        with pytest.raises(ValueError, match="pred_bboxes contains NaN or inf"):
+            V.fetch_gt(labels, boxes, mask, 4, finite=[("pred_bboxes", nan)])
+
 
 def test_check_gt_checks_shapes_then_values_and_returns_the_real_slots():
     labels, boxes, mask = _gt()
