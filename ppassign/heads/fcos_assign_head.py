@@ -8,7 +8,9 @@ anchor* of ``anchor_scale x stride`` centred on every point. That is how the ATS
 (Zhang et al., CVPR 2020, Sec. 3-4: "one square anchor box ... of 8S" per location, used only to select the
 positives; the regression stays point-based):
 
-- ``PPAssignATSSRetinaAssigner``: FCOS with ATSS;
+- ``PPAssignATSSRetinaAssigner``: FCOS with ATSS (a positive whose point lies outside the object it is given
+  -- an anchor claimed by several objects goes to the one of highest IoU -- is a negative: it has no distances
+  to regress);
 - ``PPAssignFCOSRuleAssigner`` with FCOS's ranges and radius: FCOS's own rule, the same targets as
   ``Gt2FCOSTarget`` (tested), so the same loss as ppdet's FCOSHead with reader targets.
 
@@ -102,9 +104,12 @@ class PPAssignFCOSHead(FCOSHead):
             labels = paddle.zeros([batch, num], "int32")
         else:
             out = self.assigner.assign_batch(anchors, gt_bbox, valid, gt_class=gt_class, num_anchors_list=counts)
-            positive = out.labels == 1
             box = matched_rows(gt_bbox, out.matches)                                          # [B, L, 4]
             ltrb = paddle.concat([points - box[..., :2], box[..., 2:] - points], axis=-1)
+            # A point can only regress an object around it. ATSS gives an anchor that is a positive of several
+            # objects to the one of highest IoU among all objects (as PaddleDetection's), which may not contain
+            # the point: such points are negatives here.
+            positive = (out.labels == 1) & (ltrb.min(axis=-1) > 0)
             ltrb = paddle.where(positive[..., None], ltrb, paddle.ones_like(ltrb))
             labels = paddle.where(positive, matched_rows(gt_class, out.matches) + 1,
                                   paddle.zeros_like(out.matches)).astype("int32")
