@@ -26,8 +26,7 @@ import paddle
 import paddle.nn as nn
 
 from ..ops.precision import float32_inputs
-from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
-    require_tensor
+from ..ops.validation import check_task_aligned_inputs
 from . import grid
 from .assign_utils import HostInputs, background_outputs, build_targets, pack_outputs, row_chunks
 from .dynamic_k import candidate_columns, dynamic_ks, flat_columns, gather_columns, lowest_k, \
@@ -119,16 +118,9 @@ class DynamicSoftLabelAssigner(nn.Layer):
             assigned_labels (Tensor[B, L]), assigned_bboxes (Tensor[B, L, 4]), assigned_scores (Tensor[B, L, C]):
             IoU at the label's column; and, for ppdet < 2.7, mask_positive (Tensor[B, n, L]).
         """
-        require_tensor("pred_scores", pred_scores, 3)
+        counts, bg_index = check_task_aligned_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list,
+                                                     gt_labels, gt_bboxes, pad_gt_mask, bg_index)
         batch, num_anchors, num_classes = pred_scores.shape
-        require_tensor("pred_bboxes", pred_bboxes, 3, last=4)
-        require_shape("pred_bboxes", pred_bboxes, [batch, num_anchors, 4], "pred_scores is [B, L, C]")
-        require_tensor("anchor_points", anchor_points, 2, last=2)
-        require_shape("anchor_points", anchor_points, [num_anchors, 2], "pred_scores is [B, L, C]")
-        counts = check_num_anchors_list(num_anchors_list, num_anchors)
-        check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask)
-        require_shape("gt_bboxes", gt_bboxes, [batch] + list(gt_bboxes.shape[1:]), "pred_scores is [B, L, C]")
-        bg_index = check_bg_index(bg_index, num_classes)
         if self.strides is not None and len(self.strides) != len(counts):
             raise ValueError(f"strides must give one stride per level: {len(counts)} levels in num_anchors_list, "
                              f"got strides={self.strides}")

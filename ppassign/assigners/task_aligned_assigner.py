@@ -20,8 +20,7 @@ import paddle.nn as nn
 
 from ..ops import geometry as G
 from ..ops.precision import float32_inputs
-from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
-    require_tensor
+from ..ops.validation import check_task_aligned_inputs
 from . import grid
 from .assign_utils import HostInputs, background_outputs, build_targets, dense_assignment, gather_rows, \
     pack_outputs, resolve_claims, row_chunks, segment_reduce
@@ -97,8 +96,8 @@ class TaskAlignedAssigner(nn.Layer):
         """
         pred_scores, pred_bboxes, anchor_points, gt_bboxes = float32_inputs(pred_scores, pred_bboxes, anchor_points,
                                                                             gt_bboxes)
-        counts, bg_index = _check_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
-                                         gt_bboxes, pad_gt_mask, bg_index)
+        counts, bg_index = check_task_aligned_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list,
+                                                     gt_labels, gt_bboxes, pad_gt_mask, bg_index)
         batch, num_anchors, num_classes = pred_scores.shape
         num_max = gt_bboxes.shape[1]
         host, host_points, host_pred = _fetch_host(pred_scores, pred_bboxes, anchor_points, gt_labels, gt_bboxes,
@@ -248,21 +247,6 @@ class TaskAlignedAssigner(nn.Layer):
         value = pos_metric / (paddle.gather(max_metric, gt) + self.eps) * paddle.gather(max_iou, gt)
         out = paddle.zeros([batch * num_anchors], metric.dtype)
         return paddle.scatter(out, paddle.to_tensor(flat), value).reshape([batch, num_anchors])
-
-
-def _check_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
-                  bg_index):
-    """Shapes and dtypes (no host copy) -> (anchors per level, bg_index as int); ValueError naming the argument."""
-    require_tensor("pred_scores", pred_scores, 3)
-    batch, num_anchors, num_classes = pred_scores.shape
-    require_tensor("pred_bboxes", pred_bboxes, 3, last=4)
-    require_shape("pred_bboxes", pred_bboxes, [batch, num_anchors, 4], "pred_scores is [B, L, C]")
-    require_tensor("anchor_points", anchor_points, 2, last=2)
-    require_shape("anchor_points", anchor_points, [num_anchors, 2], "pred_scores is [B, L, C]")
-    counts = check_num_anchors_list(num_anchors_list, num_anchors)
-    check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask)
-    require_shape("gt_bboxes", gt_bboxes, [batch] + list(gt_bboxes.shape[1:]), "pred_scores is [B, L, C]")
-    return counts, check_bg_index(bg_index, num_classes)
 
 
 def _fetch_host(pred_scores, pred_bboxes, anchor_points, gt_labels, gt_bboxes, pad_gt_mask):

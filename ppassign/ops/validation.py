@@ -131,3 +131,25 @@ def check_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, gt_scores=None):
     """
     check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask, gt_scores)
     return fetch_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes)[0]
+
+
+def check_task_aligned_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels, gt_bboxes,
+                              pad_gt_mask, bg_index):
+    """Shapes of the task-aligned call (no host copy) -> (anchors per level, bg_index as int); ValueError naming
+    the argument.
+
+    Args:
+        pred_scores (Tensor[B, L, C]), pred_bboxes (Tensor[B, L, 4]), anchor_points (Tensor[L, 2]),
+        num_anchors_list (list[int] summing to L), gt_labels (Tensor[B, n, 1]), gt_bboxes (Tensor[B, n, 4]),
+        pad_gt_mask (Tensor[B, n, 1]), bg_index (int in [0, C]).
+    """
+    require_tensor("pred_scores", pred_scores, 3)
+    batch, num_anchors, num_classes = pred_scores.shape
+    require_tensor("pred_bboxes", pred_bboxes, 3, last=4)
+    require_shape("pred_bboxes", pred_bboxes, [batch, num_anchors, 4], "pred_scores is [B, L, C]")
+    require_tensor("anchor_points", anchor_points, 2, last=2)
+    require_shape("anchor_points", anchor_points, [num_anchors, 2], "pred_scores is [B, L, C]")
+    counts = check_num_anchors_list(num_anchors_list, num_anchors)
+    check_gt_shapes(gt_labels, gt_bboxes, pad_gt_mask)
+    require_shape("gt_bboxes", gt_bboxes, [batch] + list(gt_bboxes.shape[1:]), "pred_scores is [B, L, C]")
+    return counts, check_bg_index(bg_index, num_classes)

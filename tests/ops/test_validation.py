@@ -15,7 +15,8 @@ def _gt(batch=2, num_max=3, num_classes=4):
 
 class TestRequireTensor:
     def test_accepts_the_right_rank_and_last_axis(self):
-        V.require_tensor("x", paddle.zeros([3, 4]), 2, last=4)
+        assert V.require_tensor("x", paddle.zeros([3, 4]), 2, last=4) is None      # no error, nothing returned
+        assert V.require_tensor("x", paddle.zeros([3, 7]), 2) is None              # any last axis when not given
 
     @pytest.mark.parametrize("value, message", [
         (np.zeros((3, 4)), "x must be a paddle.Tensor, got ndarray"),
@@ -99,7 +100,9 @@ class TestFetchGt:
         bad = boxes.numpy().copy()
         bad[0, 1] = [np.nan, 0.0, -5.0, 1.0]
         mask = paddle.to_tensor(np.array([[[1], [0], [1]], [[1], [1], [1]]], "float32"))
-        V.fetch_gt(labels, paddle.to_tensor(bad), mask, 4)
+        valid, host_boxes, _, _ = V.fetch_gt(labels, paddle.to_tensor(bad), mask, 4)
+        assert valid.tolist() == [[True, False, True], [True, True, True]]
+        np.testing.assert_array_equal(host_boxes[valid], boxes.numpy()[valid])
 
     @pytest.mark.parametrize("where, value, message", [
         ((0, 1, 2), np.nan, "gt_bboxes contains NaN or inf"),
