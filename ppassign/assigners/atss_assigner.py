@@ -17,8 +17,8 @@ import paddle.nn as nn
 
 from ..ops import geometry as G
 from ..ops.precision import float32_inputs
-from ..ops.validation import check_bg_index, check_gt_shapes, check_num_anchors_list, require_shape, \
-    require_tensor
+from ..ops.validation import NonFiniteError, check_bg_index, check_gt_shapes, check_num_anchors_list, \
+    require_shape, require_tensor
 from . import grid
 from .assign_utils import HostInputs, assigned_boxes, background_outputs, build_targets, dense_assignment, \
     gather_rows, pack_outputs, resolve_claims, row_chunks, segment_reduce, std_unbiased
@@ -143,7 +143,7 @@ class ATSSAssigner(nn.Layer):
                                 finite=finite)
         host_anchors = host.extra[0].reshape(anchor_bboxes.shape[0], 4)
         if not np.isfinite(host_anchors).all():
-            raise ValueError("anchor_bboxes contains NaN or inf values")
+            raise NonFiniteError("anchor_bboxes")
         return host, host_anchors
 
     def _candidates(self, obj_boxes, anchor_bboxes, host_centers, counts, host):

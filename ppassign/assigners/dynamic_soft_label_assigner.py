@@ -26,7 +26,7 @@ import paddle
 import paddle.nn as nn
 
 from ..ops.precision import float32_inputs
-from ..ops.validation import check_task_aligned_inputs
+from ..ops.validation import NonFiniteError, check_task_aligned_inputs
 from . import grid
 from .assign_utils import HostInputs, background_outputs, build_targets, pack_outputs, row_chunks
 from .dynamic_k import candidate_columns, dynamic_ks, flat_columns, gather_columns, lowest_k, \
@@ -132,7 +132,7 @@ class DynamicSoftLabelAssigner(nn.Layer):
                                 finite=[("pred_bboxes", pred_bboxes), ("pred_scores", pred_scores)])
         points_host = host.extra[0].reshape(num_anchors, 2)
         if not np.isfinite(points_host).all():
-            raise ValueError("anchor_points contains NaN or inf values")
+            raise NonFiniteError("anchor_points")
         axes = grid.level_axes(points_host, counts)
         strides_host = self._anchor_strides(axes, counts)
         candidates = self._candidates(points_host, axes, counts, host, batch)

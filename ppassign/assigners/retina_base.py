@@ -165,7 +165,7 @@ def _check_class_dtype(gt_class):
 def _check_host_boxes(boxes, classes=None, num_classes=None):
     """ValueError for non-finite or inverted boxes [m, 4] (host) and classes outside [0, num_classes)."""
     if not np.isfinite(boxes).all():
-        raise ValueError("gt_bbox contains NaN or inf values")
+        raise validation.NonFiniteError("gt_bbox")
     if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
         raise ValueError("gt_bbox must be xyxy with x2 >= x1 and y2 >= y1")
     if classes is not None and num_classes is not None and classes.size and \

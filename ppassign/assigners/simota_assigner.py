@@ -29,7 +29,7 @@ import numpy as np
 import paddle
 
 from ..ops.precision import float32_inputs
-from ..ops.validation import require_shape, require_tensor
+from ..ops.validation import NonFiniteError, require_shape, require_tensor
 from . import grid
 from .assign_utils import HostInputs, row_chunks
 from .dynamic_k import candidate_columns, dynamic_ks, flat_columns, gather_columns, \
@@ -246,7 +246,7 @@ class SimOTAAssigner(object):
                                 finite=[(names["pred"], pred_bboxes), (names["scores"], pred_scores)])
         anchors_host = host.extra[0].reshape(num_anchors, 4)
         if not np.isfinite(anchors_host).all():
-            raise ValueError(f"{names['anchors']} contains NaN or inf values")
+            raise NonFiniteError(names["anchors"])
         if (anchors_host[:, 2:] <= 0).any():
             raise ValueError(f"{names['anchors']} must hold positive strides in its last two columns")
         candidates, both = self._regions(anchors_host, host, batch)

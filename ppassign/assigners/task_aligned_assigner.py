@@ -20,7 +20,7 @@ import paddle.nn as nn
 
 from ..ops import geometry as G
 from ..ops.precision import float32_inputs
-from ..ops.validation import check_task_aligned_inputs
+from ..ops.validation import NonFiniteError, check_task_aligned_inputs
 from . import grid
 from .assign_utils import HostInputs, background_outputs, build_targets, dense_assignment, gather_rows, \
     pack_outputs, resolve_claims, row_chunks, segment_reduce
@@ -256,9 +256,9 @@ def _fetch_host(pred_scores, pred_bboxes, anchor_points, gt_labels, gt_bboxes, p
                             finite=[("pred_scores", pred_scores)])
     host_points, host_pred = host.extra[0].reshape(num_anchors, 2), host.extra[1].reshape(batch * num_anchors, 4)
     if not np.isfinite(host_points).all():
-        raise ValueError("anchor_points contains NaN or inf values")
+        raise NonFiniteError("anchor_points")
     if not np.isfinite(host_pred).all():
-        raise ValueError("pred_bboxes contains NaN or inf values")
+        raise NonFiniteError("pred_bboxes")
     return host, host_points, host_pred
 
 

@@ -2,6 +2,7 @@
 sections, module names checked before anything is built."""
 import copy
 import os
+import re
 
 import yaml
 
@@ -11,15 +12,27 @@ from . import checks
 from .common import PipelineError, first_line, warn
 
 
+# A number in exponent notation without a decimal point ("1e-3", "5E4"), which YAML 1.1 (PyYAML) reads as a string.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_override_value(text):
+    """An override's value as YAML reads it, except that "1e-3" is the number 0.001, not a string."""
+    if _EXPONENT_NUMBER.fullmatch(text.strip()):
+        return float(text)
+    return yaml.safe_load(text)
+
+
 def parse_overrides(items):
-    """``["a.b=1", "c=[1, 2]"]`` -> ``[(["a", "b"], 1), (["c"], [1, 2])]`` (values parsed as YAML)."""
+    """``["a.b=1", "c=[1, 2]", "lr=1e-3"]`` -> ``[(["a", "b"], 1), (["c"], [1, 2]), (["lr"], 0.001)]`` (values
+    parsed as YAML, `parse_override_value`)."""
     parsed = []
     for item in items or ():
         if "=" not in item:
             raise PipelineError(f"-o override must look like key=value, got {item!r}")
         key, value = item.split("=", 1)
         try:
-            parsed.append((key.strip().split("."), yaml.safe_load(value)))
+            parsed.append((key.strip().split("."), parse_override_value(value)))
         except yaml.YAMLError:
             raise PipelineError(f"-o override {item!r}: value is not valid YAML") from None
     return parsed

@@ -13,17 +13,28 @@ A harness reads a run from this file instead of parsing the log. Schema::
 ``train`` has one entry per step that ppdet logs (every ``log_iter``), with the values it logs (each loss term's
 median over the last ``log_iter`` steps, the mean time per step over them). A run resumed from the checkpoint
 of epoch N keeps what the file holds up to epoch N and drops the rest (the resumed run trains it again).
+
+A run whose logged loss is not finite at `DIVERGED_LOGS` logged steps in a row has diverged (its weights are
+NaN or inf from then on): training stops there with a `common.PipelineError` instead of spending the rest of
+its schedule on a model that can only evaluate to nothing. One non-finite log alone does not stop it (with
+mixed precision a single overflowing step is skipped by the loss scaler and makes that window's median NaN).
+An assigner that refuses NaN or inf predictions (a `NonFiniteError`) stops it the same way
+(`diverged_as_pipeline_errors`).
 """
+import contextlib
 import json
+import math
 import os
 import time
 
 import paddle
 from ppdet.engine.callbacks import Callback
 
-from .common import coco_summary, format_summary
+from ..ops.validation import NonFiniteError
+from .common import PipelineError, coco_summary, format_summary
 
 RECORD_FILE = "metrics.json"
+DIVERGED_LOGS = 2
 
 
 def read_record(path):
@@ -53,10 +64,52 @@ def eval_entry(results, epoch, iteration):
     return entry
 
 
+def check_diverged(train, path, logs=DIVERGED_LOGS):
+    """PipelineError when the last `logs` entries of a record's ``train`` list all have a non-finite loss.
+
+    Args:
+        train (list[dict]): the record's ``train`` entries so far (module docstring).
+        path (str): the record's file, named in the message.
+    """
+    last = train[-logs:]
+    if len(last) < logs or any(math.isfinite(e["loss"]) for e in last):
+        return
+    raise PipelineError(diverged_message(f"the loss is {last[-1]['loss']:g} at {logs} logged steps in a row",
+                                         train, path))
+
+
+def diverged_message(what, train, path):
+    """"training diverged: <what> (<where the record's last logged step was, its loss terms>); ..." """
+    if train:
+        entry = train[-1]
+        terms = ", ".join(f"{name} {value:g}" for name, value in entry["terms"].items() if name.startswith("loss"))
+        where = (f"last logged step: epoch {entry['epoch'] + 1}, iteration {entry['iteration']}, loss "
+                 f"{entry['loss']:g}" + (f" ({terms})" if terms else ""))
+    else:
+        where = "before the first logged step"
+    return (f"training diverged: {what} ({where}); stopped. Lower the learning rate (LearningRate.base_lr) or "
+            f"lengthen its warm-up, and check the annotations; the steps logged so far are in {path}")
+
+
+@contextlib.contextmanager
+def diverged_as_pipeline_errors(record):
+    """Turn an assigner's NonFiniteError about the model's predictions (a ``pred_*`` argument) raised during
+    training into the PipelineError of a diverged run; NaN or inf in other inputs (boxes, anchors) is named as
+    bad input."""
+    try:
+        yield
+    except NonFiniteError as e:
+        if e.name.startswith("pred"):
+            raise PipelineError(diverged_message(f"the model's {e.name} are NaN or inf", record.record["train"],
+                                                 record.path)) from None
+        raise PipelineError(f"during training: {e}") from None
+
+
 class TrainingRecord(Callback):
     """ppdet callback that keeps `path` (``<checkpoint dir>/metrics.json``) up to date during ``Trainer.train``.
 
-    Also prints one line per evaluation (``ppassign: eval after epoch E/N: COCO bbox mAP ...``).
+    Also prints one line per evaluation (``ppassign: eval after epoch E/N: COCO bbox mAP ...``), and stops
+    training with a PipelineError once the loss has diverged (`check_diverged`).
     """
 
     def __init__(self, trainer, path, config, seed=None, resume=False):
@@ -97,6 +150,7 @@ class TrainingRecord(Callback):
             "loss": values.pop("loss", float("nan")), "terms": values,
             "batch_cost": round(float(status["batch_time"].avg), 6)})
         self.save()
+        check_diverged(self.record["train"], self.path)
 
     def on_epoch_end(self, status):
         if status.get("mode") != "eval":

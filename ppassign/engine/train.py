@@ -11,7 +11,7 @@ from . import checks
 from .common import (PipelineError, check_eval_dataset, checking, data_errors_as_pipeline_errors, format_summary,
                      logger, make_trainer, output_eval_folder, select_device, weights_file)
 from .config import load_config
-from .record import RECORD_FILE, TrainingRecord
+from .record import RECORD_FILE, TrainingRecord, diverged_as_pipeline_errors
 
 
 def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=False, vdl_log_dir=None,
@@ -22,7 +22,8 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
     ``seed`` key) seeds Paddle, numpy and random (plus the rank, so that ranks draw different augmentations).
     `epochs` sets ``epoch`` and scales the schedule with it (`checks.scale_schedule`); ``-o epoch=N`` keeps the
     schedule and is warned about when that leaves it made for another length. The datasets the run reads and
-    ``num_classes`` are checked before anything is built (`checks`).
+    ``num_classes`` are checked before anything is built (`checks`); a run that diverges (NaN or inf loss or
+    predictions) stops with a PipelineError (`record`).
     Writes ``metrics.json`` (`ppassign.engine.record`) next to the weights as training goes.
     Returns {'weights': final weights path, 'metrics': last COCO summary or None, 'seconds': wall time,
     'record': path of metrics.json}.
@@ -66,7 +67,8 @@ def train(config, overrides=(), eval=False, resume=None, amp=False, use_vdl=Fals
     record = TrainingRecord(trainer, record_path, config, seed=seed, resume=bool(resume))
     trainer.register_callbacks([record])
     tic = time.time()
-    with data_errors_as_pipeline_errors("TrainReader" + (" / EvalReader" if eval else "")):
+    with data_errors_as_pipeline_errors("TrainReader" + (" / EvalReader" if eval else "")), \
+            diverged_as_pipeline_errors(record):
         trainer.train(eval)
     seconds = time.time() - tic
     weights = os.path.join(compat.checkpoint_dir(cfg), "model_final")

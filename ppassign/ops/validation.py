@@ -9,6 +9,16 @@ import numpy as np
 import paddle
 
 
+class NonFiniteError(ValueError):
+    """An input holds NaN or inf values; `name` is the argument's name (e.g. ``pred_bboxes``). A ValueError, so
+    that callers that catch bad input keep working; a trainer catches it to tell a diverged model (a ``pred_*``
+    argument) from bad data."""
+
+    def __init__(self, name):
+        super().__init__(f"{name} contains NaN or inf values")
+        self.name = name
+
+
 def _shape(x):
     return list(x.shape)
 
@@ -82,7 +92,7 @@ def check_host_gt(boxes, labels, valid, num_classes):
     """
     boxes, labels = boxes[valid], labels[valid]
     if boxes.size and not np.isfinite(boxes).all():
-        raise ValueError("gt_bboxes contains NaN or inf values")
+        raise NonFiniteError("gt_bboxes")
     if boxes.size and ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
         raise ValueError("gt_bboxes must be xyxy with x2 >= x1 and y2 >= y1")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
@@ -112,7 +122,7 @@ def fetch_gt(gt_labels, gt_bboxes, pad_gt_mask, num_classes, extra=(), finite=()
     pieces = np.split(paddle.concat(parts).numpy(), np.cumsum([p.shape[0] for p in parts])[:-1])
     for (name, tensor), value in zip(finite, pieces[3 + len(extra):]):
         if not np.isfinite(value).all() and not bool(paddle.isfinite(tensor).all()):
-            raise ValueError(f"{name} contains NaN or inf values")
+            raise NonFiniteError(name)
     boxes = pieces[0].reshape(batch, num_max, 4)
     valid = pieces[1].reshape(batch, num_max) != 0
     labels = np.rint(pieces[2]).reshape(batch, num_max).astype(np.int64)

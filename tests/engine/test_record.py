@@ -9,6 +9,8 @@ import pytest
 
 import ppassign  # noqa: F401
 from ppassign.engine import record, train
+from ppassign.engine.common import PipelineError
+from ppassign.ops.validation import NonFiniteError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs", "quickstart", "quickstart_tal.yml")
@@ -71,8 +73,11 @@ def test_resumed_run_keeps_the_records_up_to_its_checkpoint_and_drops_the_rest(t
 
 
 class _Stats:
+    def __init__(self, loss="1.500000"):
+        self.loss = loss
+
     def get(self):
-        return {"loss": "1.500000", "loss_cls": "0.500000"}
+        return {"loss": self.loss, "loss_cls": "0.500000"}
 
 
 def _fake_trainer(start_epoch=0):
@@ -80,8 +85,8 @@ def _fake_trainer(start_epoch=0):
     return types.SimpleNamespace(cfg=cfg, start_epoch=start_epoch, _metrics=[])
 
 
-def _step(epoch, step):
-    return {"mode": "train", "epoch_id": epoch, "step_id": step, "training_staus": _Stats(),
+def _step(epoch, step, loss="1.500000"):
+    return {"mode": "train", "epoch_id": epoch, "step_id": step, "training_staus": _Stats(loss),
             "batch_time": types.SimpleNamespace(avg=0.25)}
 
 
@@ -112,3 +117,57 @@ def test_resume_without_an_earlier_record_starts_an_empty_one(tmp_path):
     callback.on_train_begin({"steps_per_epoch": 4})
     rec = read(path)
     assert rec["resumed_after_epoch"] == 3 and rec["train"] == [] and rec["evals"] == []
+
+
+def _entry(iteration, loss):
+    return {"epoch": 0, "step": iteration - 1, "iteration": iteration, "loss": loss, "terms": {"loss_cls": loss},
+            "batch_cost": 0.1}
+
+
+def test_loss_not_finite_at_two_logged_steps_in_a_row_stops_training(tmp_path):
+    path = str(tmp_path / "metrics.json")
+    callback = record.TrainingRecord(_fake_trainer(), path, "c.yml")
+    callback.on_train_begin({"steps_per_epoch": 4})
+    callback.on_step_end(_step(0, 0))
+    callback.on_step_end(_step(0, 2, loss="nan"))
+    with pytest.raises(PipelineError, match=r"training diverged: the loss is nan at 2 logged steps in a row "
+                                            r"\(last logged step: epoch 2, iteration 5"):
+        callback.on_step_end(_step(1, 0, loss="nan"))
+    assert [e["iteration"] for e in read(path)["train"]] == [1, 3, 5]  # the record keeps the steps it stopped at
+
+
+@pytest.mark.parametrize("losses", [[float("nan")], [1.0, float("nan")], [float("nan"), 1.0],
+                                    [float("inf"), 1.0, float("nan")]])
+def test_loss_not_finite_once_does_not_stop_training(losses):
+    record.check_diverged([_entry(i + 1, loss) for i, loss in enumerate(losses)], "metrics.json")
+
+
+def test_inf_loss_counts_as_diverged():
+    with pytest.raises(PipelineError, match="the loss is inf"):
+        record.check_diverged([_entry(1, float("inf")), _entry(2, float("inf"))], "metrics.json")
+
+
+def test_non_finite_predictions_are_a_diverged_run_and_other_inputs_bad_input(tmp_path):
+    callback = record.TrainingRecord(_fake_trainer(), str(tmp_path / "metrics.json"), "c.yml")
+    callback.on_train_begin({"steps_per_epoch": 4})
+    with pytest.raises(PipelineError, match=r"training diverged: the model's pred_bboxes are NaN or inf \(before "
+                                            r"the first logged step\)"):
+        with record.diverged_as_pipeline_errors(callback):
+            raise NonFiniteError("pred_bboxes")
+    with pytest.raises(PipelineError, match="^during training: gt_bboxes contains NaN or inf values$"):
+        with record.diverged_as_pipeline_errors(callback):
+            raise NonFiniteError("gt_bboxes")
+    with pytest.raises(ValueError, match="^other$"):
+        with record.diverged_as_pipeline_errors(callback):
+            raise ValueError("other")
+
+
+@pytest.mark.slow
+def test_diverging_training_stops_with_one_line_and_exit_status_2(tmp_path):
+    overrides = tiny(tmp_path / "ds", tmp_path / "out", 3) + ["LearningRate.base_lr=1e12"]
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "train.py"), "-c", CONFIG, "-o", *overrides],
+                          cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: training diverged: ")

@@ -213,6 +213,13 @@ def test_override_without_equals_is_reported():
         config.parse_overrides(["epoch"])
 
 
+def test_override_in_exponent_notation_is_a_number_not_a_string():
+    assert config.parse_overrides(["LearningRate.base_lr=1e-3", "a=5E4", "b=-2.5e+1", "c=1.0e-2"]) == [
+        (["LearningRate", "base_lr"], 0.001), (["a"], 50000.0), (["b"], -25.0), (["c"], 0.01)]
+    assert config.parse_overrides(["name=e5", "v=1e", "w='1e-3'"]) == [(["name"], "e5"), (["v"], "1e"),
+                                                                     (["w"], "1e-3")]
+
+
 def test_override_ppdet_assigners_switches_yaml_names():
     from ppdet.core.workspace import global_config
     from ppassign import plugin

@@ -123,8 +123,9 @@ class TestFetchGt:
     def test_names_the_non_finite_tensor(self):
         labels, boxes, mask = _gt()
         scores = paddle.to_tensor(np.array([0.5, np.inf], "float32"))
-        with pytest.raises(ValueError, match="pred_scores contains NaN or inf"):
+        with pytest.raises(V.NonFiniteError, match="pred_scores contains NaN or inf") as raised:
             V.fetch_gt(labels, boxes, mask, 4, finite=[("pred_scores", scores)])
+        assert raised.value.name == "pred_scores" and isinstance(raised.value, ValueError)
 
     def test_finite_values_whose_sum_overflows_are_accepted(self):
         labels, boxes, mask = _gt()
