@@ -1,5 +1,6 @@
 """Load a ppdet YAML config the way every tool does: ``_BASE_`` lists, ``-o key=value`` overrides, dataset
 sections, module names checked before anything is built."""
+import contextlib
 import copy
 import os
 import re
@@ -12,15 +13,41 @@ from . import checks
 from .common import PipelineError, first_line, warn
 
 
-# A number in exponent notation without a decimal point ("1e-3", "5E4"), which YAML 1.1 (PyYAML) reads as a string.
-_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+# A number in exponent notation ("1e-3", "5E4", "1.0e2"): a float in YAML 1.2, a string in YAML 1.1 (PyYAML),
+# whose float needs a decimal point and a signed exponent.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_FLOAT_FIRST = list("-+.0123456789")
+
+
+class _OverrideLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading exponent-notation numbers as floats."""
+
+
+_OverrideLoader.add_implicit_resolver(_FLOAT_TAG, _EXPONENT_FLOAT, _FLOAT_FIRST)
 
 
 def parse_override_value(text):
-    """An override's value as YAML reads it, except that "1e-3" is the number 0.001, not a string."""
-    if _EXPONENT_NUMBER.fullmatch(text.strip()):
-        return float(text)
-    return yaml.safe_load(text)
+    """An override's value as YAML reads it, except that "1e-3" is the number 0.001, not a string ("'1e-3'" is
+    the string)."""
+    return yaml.load(text, Loader=_OverrideLoader)
+
+
+@contextlib.contextmanager
+def exponent_floats_in_ppdet_yaml():
+    """While inside, `yaml.Loader` (the loader ppdet's load_config uses) reads ``base_lr: 1e-3`` as 0.001, as
+    YAML 1.2 does, instead of the string "1e-3" that reaches the optimizer; restored on leaving, so code that
+    imports ppassign keeps PyYAML's behaviour."""
+    saved = yaml.Loader.__dict__.get("yaml_implicit_resolvers")
+    saved = {first: list(resolvers) for first, resolvers in saved.items()} if saved is not None else None
+    yaml.Loader.add_implicit_resolver(_FLOAT_TAG, _EXPONENT_FLOAT, _FLOAT_FIRST)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del yaml.Loader.yaml_implicit_resolvers
+        else:
+            yaml.Loader.yaml_implicit_resolvers = saved
 
 
 def parse_overrides(items):
@@ -103,7 +130,8 @@ def load_config(path, overrides=(), override_ppdet_assigners=False, epochs=None,
         plugin.use_ppassign_for_ppdet_names()
     _reset_workspace()
     try:
-        cfg = ppdet_load_config(path)
+        with exponent_floats_in_ppdet_yaml():
+            cfg = ppdet_load_config(path)
     except yaml.constructor.ConstructorError as e:
         raise PipelineError(f"config {path}: unknown module name ({first_line(e.problem)})") from None
     except yaml.YAMLError as e:

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 import ppassign  # noqa: F401
 from ppassign.compat import quiet
@@ -218,6 +219,25 @@ def test_override_in_exponent_notation_is_a_number_not_a_string():
         (["LearningRate", "base_lr"], 0.001), (["a"], 50000.0), (["b"], -25.0), (["c"], 0.01)]
     assert config.parse_overrides(["name=e5", "v=1e", "w='1e-3'"]) == [(["name"], "e5"), (["v"], "1e"),
                                                                      (["w"], "1e-3")]
+
+
+def test_config_file_number_in_exponent_notation_is_a_number(tmp_path):
+    path = tmp_path / "lr.yml"
+    path.write_text(f"_BASE_: [{CONFIG}]\n"
+                    "LearningRate:\n  base_lr: 1e-3\n  schedulers:\n    - !PiecewiseDecay\n"
+                    "      gamma: 1E-1\n      milestones: [8]\n"
+                    "OptimizerBuilder:\n  optimizer: {type: AdamW, weight_decay: 5.0e-2}\n"
+                    "note: '1e-3'\n")
+    cfg = config.load_config(str(path))
+    assert cfg["LearningRate"]["base_lr"] == 0.001
+    assert cfg["LearningRate"]["schedulers"][0].gamma == [0.1]  # PiecewiseDecay keeps a list
+    assert cfg["OptimizerBuilder"]["optimizer"]["weight_decay"] == 0.05
+    assert cfg["note"] == "1e-3"  # quoted: a string
+
+
+def test_config_loading_leaves_pyyaml_as_it_was(tmp_path):
+    config.load_config(CONFIG)
+    assert yaml.load("a: 1e-3", Loader=yaml.Loader) == {"a": "1e-3"}
 
 
 def test_override_ppdet_assigners_switches_yaml_names():
