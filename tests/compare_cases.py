@@ -4,7 +4,8 @@ record file's lines) and a stand-in for tools/train.py that benchmarks.compare.l
 The stand-in takes train.py's arguments, logs one line per step and keeps
 ``<--output_dir>/<config name>/metrics.json`` as ppassign.engine.record does (rewritten at every step, one
 evaluation after every epoch, the entries up to the checkpoint's epoch kept on ``-r``), with a flat or falling
-``loss_box``; it prints its arguments last.
+``loss_box``, or (box "diverged") ends at once with tools/train.py's one-line error; it prints its arguments
+last.
 """
 import json
 
@@ -56,6 +57,10 @@ def save():
     os.replace(path + ".tmp", path)
 
 
+if box == "diverged":
+    print("error: training diverged: the loss is nan at 2 logged steps in a row (epoch 0, step 1)",
+          file=sys.stderr, flush=True)
+    sys.exit(2)
 for epoch in range(start, epochs):
     for step in range(steps):
         i = epoch * steps + step

@@ -71,7 +71,8 @@ def run_comparison(output_dir, methods="all", budget=None, seed=0, threads=1, da
         rows.append(row)
         _write_reports(output_dir, rows, runs, full, seed, names)
         if not run["ok"] and not run.get("stopped"):
-            print(f"compare: {name} failed (exit status {run['returncode']}); see {run['log']}", flush=True)
+            reason = f": {run['error']}" if run.get("error") else ""
+            print(f"compare: {name} failed (exit status {run['returncode']}{reason}); see {run['log']}", flush=True)
         elif record:
             curve = [(epoch + 1, stats[0]) for epoch, stats in run["metrics"]["evals"]]
             line = results.experiment_line(experiment, row, seed, full, curve)

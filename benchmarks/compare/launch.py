@@ -160,7 +160,8 @@ def train_method(method, budget, output_dir, seed, dataset_dir, threads=1, confi
 
     Returns:
         {'ok', 'returncode', 'metrics' (records.run_metrics), 'log', 'config', 'commit', 'resumed' [epochs after
-        which it went on]} and 'stopped' (a reason) when the run was stopped.
+        which it went on]}, and 'stopped' (a reason) when the run was stopped or 'error' (`failure_reason`) when
+        it failed.
     """
     files = run_files(output_dir, method)
     os.makedirs(files["dir"], exist_ok=True)
@@ -219,12 +220,28 @@ def _joined_commit(earlier):
     return now if earlier in (None, now) else f"{earlier}+{now}"
 
 
+def failure_reason(log):
+    """The last ``error: <reason>`` line a training wrote to its log (tools/train.py's one-line errors, e.g.
+    "training diverged: ..."), as ``<reason>``; None when there is none (a crash: the log's end tells more)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    reasons = [line[len("error: "):].strip() for line in tail.splitlines() if line.startswith("error: ")]
+    return reasons[-1] if reasons else None
+
+
 def _result(files, launch, returncode, stopped=None):
     result = {"ok": returncode == 0 and stopped is None, "returncode": returncode,
               "metrics": records.read_run(files["metrics"]), "log": files["log"], "config": files["config"],
               "commit": launch.get("commit"), "resumed": launch.get("resumed", [])}
     if stopped:
         result["stopped"] = stopped
+    elif returncode != 0:
+        result["error"] = failure_reason(files["log"])
     return result
 
 

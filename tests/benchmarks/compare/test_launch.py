@@ -42,6 +42,19 @@ def test_train_method_lets_a_run_with_falling_box_loss_finish(tmp_path, monkeypa
     assert run["ok"] and "stopped" not in run and records.logged_iterations(run["metrics"]) == 200
 
 
+def test_train_method_names_the_error_line_of_a_failed_run(tmp_path, monkeypatch):
+    fake_trainer(tmp_path, monkeypatch, "diverged")
+    run = launch.train_method("fcos", launch.default_budget(), str(tmp_path), 0, str(tmp_path / "ds"))
+    assert not run["ok"] and run["returncode"] == 2 and "stopped" not in run
+    assert run["error"] == "training diverged: the loss is nan at 2 logged steps in a row (epoch 0, step 1)"
+
+
+def test_failure_reason_is_none_without_an_error_line(tmp_path):
+    (tmp_path / "train.log").write_text("Traceback (most recent call last):\n  ...\nRuntimeError: boom\n")
+    assert launch.failure_reason(str(tmp_path / "train.log")) is None
+    assert launch.failure_reason(str(tmp_path / "missing.log")) is None
+
+
 def test_stall_reason_waits_for_the_iterations_then_names_the_terms():
     metrics = {"iterations": 40, "regression": {"loss_box": [0.9] * 10}}
     assert launch.stall_reason(metrics, 50) is None

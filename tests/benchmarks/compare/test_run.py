@@ -21,6 +21,13 @@ def test_run_comparison_reports_a_stopped_run_as_stopped_with_its_iterations(tmp
     assert "FCOS (ppdet FCOSHead, baseline) (stopped)" in (tmp_path / "out" / "results.md").read_text()
 
 
+def test_run_comparison_prints_why_a_run_failed(tmp_path, monkeypatch, capsys):
+    fake_trainer(tmp_path, monkeypatch, "diverged")
+    rows = compare.run_comparison(str(tmp_path / "out"), "fcos", dataset_dir=str(tmp_path / "ds"))
+    assert not rows[0]["ok"]
+    assert "compare: fcos failed (exit status 2: training diverged: the loss is nan" in capsys.readouterr().out
+
+
 def test_run_comparison_rejects_a_bad_stop_stalled(tmp_path):
     with pytest.raises(ValueError, match="stop_stalled must be an int >= 0"):
         compare.run_comparison(str(tmp_path), "fcos", stop_stalled=-1)
