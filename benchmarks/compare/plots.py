@@ -36,6 +36,9 @@ def plot_curves(runs, path):
     plt.close(fig)
 
 
+_STYLE_NAMES = ["solid", "dashed", "dotted", "dash-dot"]
+
+
 def plot_seed_curves(curves, labels, path):
     """PNG of AP vs epoch: one colour per method, one line style per seed.
 
@@ -45,18 +48,21 @@ def plot_seed_curves(curves, labels, path):
         path (str): the PNG to write.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     colours, styles = {}, ["-", "--", ":", "-."]
-    for k, seed in enumerate(sorted(curves)):
+    seeds = sorted(curves)
+    for k, seed in enumerate(seeds):
         for name, points in curves[seed].items():
             if not points:
                 continue
+            first = name not in colours  # one legend entry per method; the line style tells the seed
             colour = colours.setdefault(name, f"C{len(colours) % 10}")
             ax.plot([e for e, _ in points], [100 * ap for _, ap in points], styles[k % len(styles)],
-                    color=colour, marker="o", markersize=3, label=f"{labels.get(name, name)} (seed {seed})")
-    ax.set(xlabel="epoch", ylabel="COCO AP (%)", title="AP@[.5:.95] on the val split, every seed")
+                    color=colour, marker="o", markersize=3, label=labels.get(name, name) if first else None)
+    seed_styles = ", ".join(f"seed {seed} {_STYLE_NAMES[k % len(styles)]}" for k, seed in enumerate(seeds))
+    ax.set(xlabel="epoch", ylabel="COCO AP (%)", title=f"AP@[.5:.95] on the val split ({seed_styles})")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
