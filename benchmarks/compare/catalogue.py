@@ -58,6 +58,7 @@ VARIANTS = {
     "autoassign_noobj": ("autoassign_ablation", "AutoAssign, no implicit objectness"),
     "dw_norefine_posonly": ("dw_ablation", "DW without refinement, positive weighting only"),
     "dw_norefine_negonly": ("dw_ablation", "DW without refinement, negative weighting only"),
+    "retina_noisy_anchor_alpha025": ("retina_ablation", "RetinaNet A=1, noisy-anchor, focal alpha 0.25"),
 }
 
 # Every name --methods takes: name -> (config file in CONFIG_DIR, label). Methods first, then the variants.
@@ -77,6 +78,7 @@ VARIANT_GROUPS = {
     "align": "one implementation detail set the other way than the head's default (bias, point offset, sampling)",
     "autoassign_ablation": "AutoAssign with one of its parts fixed or switched off",
     "dw_ablation": "DW with one of its two weightings switched off",
+    "retina_ablation": "a RetinaNet row with one of its method's settings set as the other rows have it",
 }
 for _group, _about in VARIANT_GROUPS.items():
     _GROUPS[_group] = (_about, [name for name, (group, _) in VARIANTS.items() if group == _group])

@@ -100,7 +100,7 @@ def test_each_variant_changes_exactly_the_sections_it_names(name):
     changed = {key for key in set(cfg) | set(base) if key != "weights" and cfg.get(key) != base.get(key)}
     assert changed == named
     if catalogue.VARIANTS[name][0] != "setup":  # alignment and ablation rows change only the head
-        assert named <= {"AutoAssignHead", "DWHead"} and len(named) == 1
+        assert named <= {"AutoAssignHead", "DWHead", "PPAssignRetinaHead"} and len(named) == 1
 
 
 @pytest.mark.parametrize("name", sorted(catalogue.VARIANTS))
@@ -109,9 +109,14 @@ def test_each_variant_builds_its_model(name):
     from ppassign.engine.config import build_model
     path, own, _ = _variant_paths(name)
     model = build_model(load_config(path))
-    head = model.fcos_head
+    head = model.head if hasattr(model, "head") else model.fcos_head  # RetinaNet / FCOS-style architectures
     for key, value in own.get(type(head).__name__, {}).items():
-        if key == "conv_bias":
+        if isinstance(value, dict):  # an injected part (a loss): its settings, not its registered name
+            part = getattr(head, key)
+            assert type(part).__name__ == value["name"], key
+            for name_, setting in value.items():
+                assert name_ == "name" or getattr(part, name_) == setting, f"{key}.{name_}"
+        elif key == "conv_bias":
             assert (head.cls_tower.conv0.bias is not None) == value
         elif key == "fpn_stride":
             assert head.fpn_stride == value and len(model.neck.out_shape) == len(value)
