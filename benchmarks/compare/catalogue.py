@@ -59,6 +59,7 @@ VARIANTS = {
     "dw_norefine_posonly": ("dw_ablation", "DW without refinement, positive weighting only"),
     "dw_norefine_negonly": ("dw_ablation", "DW without refinement, negative weighting only"),
     "retina_noisy_anchor_alpha025": ("retina_ablation", "RetinaNet A=1, noisy-anchor, focal alpha 0.25"),
+    "retina9_atss_anchors": ("retina_ablation", "RetinaNet A=9, ATSS, k = 9 anchors (not locations)"),
 }
 
 # Every name --methods takes: name -> (config file in CONFIG_DIR, label). Methods first, then the variants.
@@ -78,7 +79,7 @@ VARIANT_GROUPS = {
     "align": "one implementation detail set the other way than the head's default (bias, point offset, sampling)",
     "autoassign_ablation": "AutoAssign with one of its parts fixed or switched off",
     "dw_ablation": "DW with one of its two weightings switched off",
-    "retina_ablation": "a RetinaNet row with one of its method's settings set as the other rows have it",
+    "retina_ablation": "a RetinaNet row with one setting of its rule or loss set another way",
 }
 for _group, _about in VARIANT_GROUPS.items():
     _GROUPS[_group] = (_about, [name for name, (group, _) in VARIANTS.items() if group == _group])

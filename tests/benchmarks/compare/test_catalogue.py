@@ -100,7 +100,8 @@ def test_each_variant_changes_exactly_the_sections_it_names(name):
     changed = {key for key in set(cfg) | set(base) if key != "weights" and cfg.get(key) != base.get(key)}
     assert changed == named
     if catalogue.VARIANTS[name][0] != "setup":  # alignment and ablation rows change only the head
-        assert named <= {"AutoAssignHead", "DWHead", "PPAssignRetinaHead"} and len(named) == 1
+        assert named <= {"AutoAssignHead", "DWHead", "PPAssignRetinaHead", "PPAssignATSSRetinaAssigner"}
+        assert len(named) == 1
 
 
 @pytest.mark.parametrize("name", sorted(catalogue.VARIANTS))
@@ -110,6 +111,9 @@ def test_each_variant_builds_its_model(name):
     path, own, _ = _variant_paths(name)
     model = build_model(load_config(path))
     head = model.head if hasattr(model, "head") else model.fcos_head  # RetinaNet / FCOS-style architectures
+    assigner = getattr(head, "bbox_assigner", None)
+    for key, value in own.get(type(assigner).__name__, {}).items():  # the rule's own settings
+        assert getattr(assigner, key) == value, key
     for key, value in own.get(type(head).__name__, {}).items():
         if isinstance(value, dict):  # an injected part (a loss): its settings, not its registered name
             part = getattr(head, key)
