@@ -51,12 +51,14 @@ def plot_seed_curves(curves, labels, path):
     fig, ax = plt.subplots(figsize=(10, 5))
     colours, styles = {}, ["-", "--", ":", "-."]
     seeds = sorted(curves)
+    names = {name for runs in curves.values() for name, points in runs.items() if points}
+    palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20").colors  # a colour of its own per method
     for k, seed in enumerate(seeds):
         for name, points in curves[seed].items():
             if not points:
                 continue
             first = name not in colours  # one legend entry per method; the line style tells the seed
-            colour = colours.setdefault(name, f"C{len(colours) % 10}")
+            colour = colours.setdefault(name, palette[len(colours) % len(palette)])
             ax.plot([e for e, _ in points], [100 * ap for _, ap in points], styles[k % len(styles)],
                     color=colour, marker="o", markersize=3, label=labels.get(name, name) if first else None)
     seed_styles = ", ".join(f"seed {seed} {_STYLE_NAMES[k % len(styles)]}" for k, seed in enumerate(seeds))
