@@ -36,7 +36,7 @@ def plot_curves(runs, path):
     plt.close(fig)
 
 
-_STYLE_NAMES = ["solid", "dashed", "dotted", "dash-dot"]
+_SEED_STYLES = [("-", "solid"), ("--", "dashed"), (":", "dotted"), ("-.", "dash-dot")]  # seed k: style k
 
 
 def plot_seed_curves(curves, labels, path):
@@ -49,8 +49,7 @@ def plot_seed_curves(curves, labels, path):
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 5))
-    colours, styles = {}, ["-", "--", ":", "-."]
-    seeds = sorted(curves)
+    colours, seeds = {}, sorted(curves)
     names = {name for runs in curves.values() for name, points in runs.items() if points}
     palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20").colors  # a colour of its own per method
     for k, seed in enumerate(seeds):
@@ -59,9 +58,9 @@ def plot_seed_curves(curves, labels, path):
                 continue
             first = name not in colours  # one legend entry per method; the line style tells the seed
             colour = colours.setdefault(name, palette[len(colours) % len(palette)])
-            ax.plot([e for e, _ in points], [100 * ap for _, ap in points], styles[k % len(styles)],
+            ax.plot([e for e, _ in points], [100 * ap for _, ap in points], _SEED_STYLES[k % len(_SEED_STYLES)][0],
                     color=colour, marker="o", markersize=3, label=labels.get(name, name) if first else None)
-    seed_styles = ", ".join(f"seed {seed} {_STYLE_NAMES[k % len(styles)]}" for k, seed in enumerate(seeds))
+    seed_styles = ", ".join(f"seed {seed} {_SEED_STYLES[k % len(_SEED_STYLES)][1]}" for k, seed in enumerate(seeds))
     ax.set(xlabel="epoch", ylabel="COCO AP (%)", title=f"AP@[.5:.95] on the val split ({seed_styles})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
